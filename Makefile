@@ -1,0 +1,61 @@
+# deepscope developer entry points. Everything installs into .venv; nothing is needed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch is pinned in constraints.txt (the CPU wheel of the development and CI machines);
+# the library's own requirement in pyproject.toml stays loose for users.
+PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+
+# Real datasets: use ../shared/data when DEEPSCOPE_DATA is unset and that folder exists.
+ifeq ($(strip $(DEEPSCOPE_DATA)),)
+  ifneq ($(wildcard ../shared/data/README.md),)
+    export DEEPSCOPE_DATA := $(abspath ../shared/data)
+  endif
+endif
+# Two cores: keep BLAS/OpenMP from oversubscribing them.
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+export OPENBLAS_NUM_THREADS ?= 2
+export MPLBACKEND ?= Agg
+
+.PHONY: demo test lint bench bench-train-zoo clean help
+
+help:
+	@echo "make demo   - create .venv, install deepscope, run the demo (writes report/index.html)"
+	@echo "make test   - create .venv, install with dev extras, run ruff and the test suite"
+	@echo "make bench  - run the benchmarks (slow; writes bench/results/)"
+
+$(VENV)/.core-installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.core-installed
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $@
+
+$(VENV)/.baselines-installed: $(VENV)/.dev-installed
+	$(PIP_INSTALL) -e '.[dev,baselines]'
+	touch $@
+
+demo: $(VENV)/.core-installed
+	$(VENV)/bin/deepscope demo --out report
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check deepscope tests bench
+
+test: $(VENV)/.dev-installed lint
+	$(VENV)/bin/pytest -q
+
+bench: $(VENV)/.baselines-installed
+	$(PY) bench/train_zoo.py
+
+bench-train-zoo: $(VENV)/.core-installed
+	$(PY) bench/train_zoo.py
+
+clean:
+	rm -rf $(VENV) report .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Entry point of the ``deepscope`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from deepscope import __version__
+from deepscope.cli import data_cmd, model_cmd
+from deepscope.cli._common import console, user_errors
+
+app = typer.Typer(
+    name="deepscope",
+    help="Open the box of deep-learning classifiers: debug, repair, detect, explain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmd.app, name="data")
+app.command("train")(model_cmd.train)
+app.command("evaluate")(model_cmd.evaluate)
+
+
+@app.command("demo")
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder."),
+    arch: str = typer.Option("cnn-100k", help="Zoo architecture to train."),
+    epochs: int = typer.Option(4, min=1, help="Maximum epochs per model."),
+    seed: int = typer.Option(0, help="Random seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a small MNIST model with an injected bug and write an HTML report."""
+    from deepscope.report.demo import DemoConfig, run_demo
+
+    result = run_demo(out, DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
+                      log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))
+    console.print(
+        f"label {result.bug_label}: healthy {result.healthy_label_accuracy:.1%} → buggy "
+        f"{result.buggy_label_accuracy:.1%}; model {result.healthy_accuracy:.1%} → "
+        f"{result.buggy_accuracy:.1%}. Open [bold]{result.report}[/]"
+    )
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        console.print(f"deepscope {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""``deepscope train`` and ``deepscope evaluate``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import typer
+from rich.table import Table
+
+from deepscope import __version__, models
+from deepscope import data as ds_data
+from deepscope.cli._common import console, print_json, user_errors
+from deepscope.errors import InputError
+
+
+def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Dataset:
+    """A seeded, stratified slice of ``limit`` samples (or the whole dataset)."""
+    if limit is None or limit >= len(ds):
+        return ds
+    if limit <= 0:
+        raise InputError(f"--limit must be positive, got {limit}")
+    (part,) = ds_data.stratified_split(ds, [limit / len(ds)], seed=seed, names=[ds.split])
+    return part
+
+
+def _per_label(evaluation: models.Evaluation) -> dict[str, float]:
+    return {str(c): float(a) for c, a in zip(evaluation.classes, evaluation.per_label, strict=True)}
+
+
+def check_compatible(model: torch.nn.Module, arch: str, dataset: ds_data.Dataset) -> None:
+    """Raise :class:`InputError` when ``model`` cannot take ``dataset``'s inputs or labels."""
+    if arch in models.zoo.names():
+        spec = models.zoo.spec(arch)
+        if tuple(spec.input_shape) != tuple(dataset.input_shape):
+            raise InputError(
+                f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but "
+                f"dataset {dataset.name!r} has {tuple(dataset.input_shape)}; pick a model built "
+                f"for this dataset"
+            )
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            out = model(dataset.x[:2])
+            model.train(was_training)
+    except RuntimeError as exc:
+        raise InputError(
+            f"the model cannot take inputs of shape {tuple(dataset.input_shape)} from dataset "
+            f"{dataset.name!r}: {str(exc).splitlines()[0]}"
+        ) from None
+    if out.ndim != 2 or out.shape[1] < dataset.num_classes:
+        raise InputError(
+            f"the model outputs {tuple(out.shape[1:])} scores per input but dataset "
+            f"{dataset.name!r} has {dataset.num_classes} classes"
+        )
+
+
+@user_errors
+def train(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
+    arch: str = typer.Option(..., "--arch", "-a", help="Zoo architecture name."),
+    epochs: int = typer.Option(5, min=1, help="Maximum number of epochs."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
+    seed: int = typer.Option(0, help="Random seed (initialisation, data order, split)."),
+    batch_size: int = typer.Option(128, min=1),
+    lr: float = typer.Option(1e-3, min=0.0),
+    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5,
+                                       help="Share of the training split held out for early "
+                                            "stopping."),
+    patience: int = typer.Option(3, min=1, help="Early-stopping patience in epochs."),
+    limit: int | None = typer.Option(None, help="Train on a stratified slice of N samples."),
+    overwrite: bool = typer.Option(False, help="Replace an existing checkpoint file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Train a zoo architecture on a dataset and save an atomic, safe-to-load checkpoint."""
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists; pass --overwrite to replace it or choose "
+                         f"another --out")
+    spec = models.zoo.spec(arch)
+    train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
+    test_ds = ds_data.load(dataset, "test", progress=not quiet)
+    if tuple(spec.input_shape) != tuple(train_ds.input_shape):
+        raise InputError(
+            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but dataset "
+            f"{dataset!r} has {tuple(train_ds.input_shape)}; choose one of: "
+            + ", ".join(n for n in models.zoo.names()
+                        if tuple(models.zoo.spec(n).input_shape) == tuple(train_ds.input_shape))
+        )
+    val_ds = None
+    if val_fraction > 0:
+        train_ds, val_ds = ds_data.train_val_split(train_ds, val_fraction, seed=seed)
+    model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
+    history: list = []
+    start = time.perf_counter()
+    models.fit(model, train_ds, epochs=epochs, seed=seed, val=val_ds, batch_size=batch_size,
+               lr=lr, patience=patience, history=history, progress=not quiet)
+    seconds = time.perf_counter() - start
+    evaluation = models.evaluate(model, test_ds)
+    metadata = {
+        "dataset": dataset,
+        "train_samples": len(train_ds),
+        "epochs_run": len(history),
+        "seed": seed,
+        "seconds": round(seconds, 2),
+        "test_accuracy": evaluation.accuracy,
+        "deepscope_version": __version__,
+    }
+    config = {"num_classes": train_ds.num_classes}
+    path = models.save_checkpoint(out, model, arch=arch, classes=train_ds.classes, config=config,
+                                  metadata=metadata, overwrite=overwrite)
+    summary = {"checkpoint": str(path), "arch": arch, **metadata,
+               "per_label": _per_label(evaluation)}
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(f"saved [bold]{path}[/] — {arch} on {dataset}: test accuracy "
+                      f"[bold]{evaluation.accuracy:.2%}[/] after {len(history)} epochs "
+                      f"({seconds:.0f} s)")
+
+
+@user_errors
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `deepscope train`."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name."),
+    split: str = typer.Option("test", help="Split to evaluate on: train, test or all."),
+    limit: int | None = typer.Option(None, help="Evaluate on a stratified slice of N samples."),
+    confusion: Path | None = typer.Option(None, help="Also write the confusion matrix as PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (overall and per-label "
+                                                        "accuracy) on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Evaluate a checkpoint: overall and per-label accuracy, optional confusion-matrix PNG."""
+    ckpt = models.load_checkpoint(checkpoint)
+    ds = _limited(ds_data.load(dataset, split, progress=not quiet and not json_out), limit, 0)
+    check_compatible(ckpt.model, ckpt.arch, ds)
+    evaluation = models.evaluate(ckpt.model, ds)
+    if confusion is not None:
+        from deepscope.report import plots
+
+        fig = plots.confusion_matrix(evaluation.confusion, evaluation.classes)
+        confusion.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(confusion, dpi=120, bbox_inches="tight")
+    payload = {
+        "checkpoint": str(checkpoint),
+        "arch": ckpt.arch,
+        "dataset": dataset,
+        "split": split,
+        "n": evaluation.n,
+        "accuracy": evaluation.accuracy,
+        "per_label": _per_label(evaluation),
+        "confusion": evaluation.confusion.tolist(),
+    }
+    if json_out:
+        print_json(payload)
+        return
+    table = Table(title=f"{ckpt.arch} on {dataset}/{split} (n={evaluation.n})")
+    table.add_column("label")
+    table.add_column("samples", justify="right")
+    table.add_column("accuracy", justify="right")
+    counts = evaluation.confusion.sum(axis=1)
+    worst = int(evaluation.per_label.argmin())
+    for i, name in enumerate(evaluation.classes):
+        style = "bold red" if i == worst else None
+        table.add_row(str(name), str(int(counts[i])), f"{evaluation.per_label[i]:.2%}",
+                      style=style)
+    table.add_row("all", str(evaluation.n), f"{evaluation.accuracy:.2%}", style="bold")
+    console.print(table)
+    if confusion is not None:
+        console.print(f"confusion matrix written to {confusion}")

@@ -1,0 +1,211 @@
+"""The demo job behind ``deepscope demo`` / ``make demo``.
+
+It trains a small MNIST model twice on the MODE protocol split — once on healthy data and once on
+data with an injected under-fitting bug (one label starved of training samples) — and writes a
+self-contained HTML report that shows what the bug does to the model. Technique sections (MODE,
+AmI, DMM-MEN) are appended by :func:`run_demo` as those packages provide them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepscope import data as ds_data
+from deepscope import models
+from deepscope.report import plots
+from deepscope.report.html import HtmlReport
+from deepscope.report.tables import html_table
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of the demo run (all have sensible, fast defaults)."""
+
+    dataset: str = "mnist"
+    arch: str = "cnn-100k"
+    bug_label: int = 5
+    bug_keep: float = 0.08
+    epochs: int = 4
+    seed: int = 0
+    batch_size: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo produced: the report path and the headline figures."""
+
+    report: Path
+    healthy_accuracy: float
+    buggy_accuracy: float
+    bug_label: int
+    healthy_label_accuracy: float
+    buggy_label_accuracy: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["report"] = str(self.report)
+        return d
+
+
+def _train(arch: str, train: ds_data.Dataset, val: ds_data.Dataset, cfg: DemoConfig,
+           progress: bool) -> tuple[torch.nn.Module, list, float]:
+    model = models.zoo.build(arch, num_classes=train.num_classes, seed=cfg.seed)
+    history: list = []
+    start = time.perf_counter()
+    models.fit(model, train, epochs=cfg.epochs, seed=cfg.seed, val=val,
+               batch_size=cfg.batch_size, history=history, progress=progress)
+    return model, history, time.perf_counter() - start
+
+
+def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *,
+             progress: bool = True, log=print) -> DemoResult:
+    """Run the demo and write ``out_dir/index.html`` (+ ``summary.json``).
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder for the report; created if needed. An existing report there is replaced.
+    config : DemoConfig, optional
+        Dataset, architecture, bug and training settings.
+    progress : bool
+        Show progress bars.
+    log : callable
+        Receives one-line progress messages.
+
+    Returns
+    -------
+    DemoResult
+    """
+    cfg = config or DemoConfig()
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+
+    log(f"loading {cfg.dataset} and splitting it by the MODE protocol (30/10/10/50)")
+    full = ds_data.load(cfg.dataset, "all", progress=progress)
+    split = ds_data.mode_split(full, seed=cfg.seed)
+    buggy_train, recipe = models.bugs.underfit(split.train, cfg.bug_label, keep=cfg.bug_keep,
+                                               seed=cfg.seed)
+    label_name = full.classes[cfg.bug_label]
+
+    log(f"training {cfg.arch} on healthy data ({len(split.train)} samples)")
+    healthy, healthy_hist, healthy_s = _train(cfg.arch, split.train, split.validation, cfg,
+                                              progress)
+    log(f"training {cfg.arch} with the injected bug: {recipe.description}")
+    buggy, buggy_hist, buggy_s = _train(cfg.arch, buggy_train, split.validation, cfg, progress)
+
+    ev_h = models.evaluate(healthy, split.test)
+    ev_b = models.evaluate(buggy, split.test)
+    tr_b = models.evaluate(buggy, buggy_train)
+
+    report = HtmlReport(
+        "deepscope demo",
+        subtitle=(f"{cfg.arch} on {cfg.dataset}: what an under-fitting bug on label "
+                  f"{label_name!r} looks like from the outside"),
+    )
+    weights = models.zoo.count_parameters(healthy)
+    setup = report.section("Setup", "The data, the model and the injected bug.")
+    setup.add_html(html_table([
+        {"item": "dataset", "value": f"{cfg.dataset} (train+test, {len(full)} images)"},
+        {"item": f"split (MODE protocol, seed {cfg.seed})",
+         "value": f"train {len(split.train)} / validation {len(split.validation)} / test "
+                  f"{len(split.test)} / bug-fixing pool {len(split.pool)}"},
+        {"item": "architecture", "value": f"{cfg.arch} ({weights:,} weights)"},
+        {"item": "injected bug", "value": recipe.description},
+        {"item": "training", "value": f"up to {cfg.epochs} epochs, early stopping on validation; "
+                                      f"healthy {healthy_s:.0f} s, buggy {buggy_s:.0f} s"},
+    ], floatfmt=".3g"))
+
+    acc = report.section(
+        "Per-label accuracy",
+        "Test accuracy of each label for the healthy and the buggy model. The starved label "
+        "(red) has a low accuracy on both its training and test data: an under-fitting bug.",
+    )
+    counts = buggy_train.class_counts()
+    rows = []
+    for i, name in enumerate(full.classes):
+        rows.append({
+            "label": name,
+            "train samples (buggy)": int(counts[i]),
+            "healthy test acc": f"{ev_h.per_label[i]:.1%}",
+            "buggy train acc": f"{tr_b.per_label[i]:.1%}",
+            "buggy test acc": f"{ev_b.per_label[i]:.1%}",
+        })
+    rows.append({"label": "all", "train samples (buggy)": int(counts.sum()),
+                 "healthy test acc": f"{ev_h.accuracy:.1%}",
+                 "buggy train acc": f"{tr_b.accuracy:.1%}",
+                 "buggy test acc": f"{ev_b.accuracy:.1%}"})
+    acc.add_html(html_table(rows, highlight={cfg.bug_label: "bug"}))
+    acc.add_figure(
+        plots.per_label_accuracy(ev_b.per_label, ev_b.classes, compare=ev_h.per_label,
+                                 labels=("buggy model", "healthy model"),
+                                 highlight=[cfg.bug_label]),
+        "Per-label test accuracy: buggy model (blue, bug in red) beside the healthy model (grey).",
+    )
+
+    conf = report.section("Confusion matrices",
+                          "Where each true label's test images go (rows sum to 100%).")
+    conf.add_figure(plots.confusion_matrix(ev_b.confusion, ev_b.classes),
+                    f"Buggy model: label {label_name} leaks into its look-alikes.")
+    conf.add_figure(plots.confusion_matrix(ev_h.confusion, ev_h.classes), "Healthy model.")
+
+    mis = report.section("Misclassified test images of the buggy label",
+                         "What the buggy model gets wrong, with its predicted label.")
+    idx = torch.nonzero(split.test.y == cfg.bug_label).flatten()
+    with torch.no_grad():
+        pred = models.predict_logits(buggy, split.test.x[idx]).argmax(1)
+    wrong = idx[pred != cfg.bug_label][:24]
+    wrong_pred = pred[pred != cfg.bug_label][:24]
+    if len(wrong):
+        mis.add_figure(
+            plots.image_grid(split.test.x[wrong].numpy(),
+                             titles=[f"→ {full.classes[int(p)]}" for p in wrong_pred]),
+            f"{int((pred != cfg.bug_label).sum())} of {len(idx)} test images of label "
+            f"{label_name} are misclassified; the first {len(wrong)} are shown.",
+        )
+    else:
+        mis.add_text("The buggy model classifies every test image of this label correctly.")
+
+    curves = report.section("Training", "Loss and validation accuracy per epoch.")
+    curves.add_figure(plots.training_curve(buggy_hist), "Buggy model.")
+    curves.add_figure(plots.training_curve(healthy_hist), "Healthy model.")
+
+    existed = (out / "index.html").exists()
+    path = report.write(out / "index.html")
+    seconds = time.perf_counter() - t0
+    result = DemoResult(
+        report=path,
+        healthy_accuracy=ev_h.accuracy,
+        buggy_accuracy=ev_b.accuracy,
+        bug_label=cfg.bug_label,
+        healthy_label_accuracy=float(ev_h.per_label[cfg.bug_label]),
+        buggy_label_accuracy=float(ev_b.per_label[cfg.bug_label]),
+        seconds=seconds,
+        extra={"config": cfg.to_dict(), "bug": recipe.to_dict(),
+               "buggy_train_label_accuracy": float(tr_b.per_label[cfg.bug_label])},
+    )
+    summary_tmp = out / ".summary.json.tmp"
+    summary_tmp.write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
+    summary_tmp.replace(out / "summary.json")
+    log(("replaced" if existed else "wrote") + f" {path} in {seconds:.0f} s")
+    return result
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

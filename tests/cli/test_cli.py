@@ -1,0 +1,150 @@
+"""End-to-end tests of the ``deepscope`` command line on real data slices."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deepscope.cli.main import app
+
+DATA = os.environ.get("DEEPSCOPE_DATA", "")
+needs_data = pytest.mark.skipif(
+    not (DATA and Path(DATA, "mnist", "train-labels-idx1-ubyte.gz").exists()),
+    reason="real datasets not available (set DEEPSCOPE_DATA)",
+)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text
+    assert len(text.splitlines()) == 1, text
+    assert text.startswith("error:"), text
+    for frag in fragments:
+        assert frag in text, text
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    if not (DATA and Path(DATA, "mnist").exists()):
+        pytest.skip("real datasets not available")
+    out = tmp_path_factory.mktemp("ckpt") / "mnist-mlp.pt"
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "1", "--limit", "3000",
+        "--out", str(out), "--quiet", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["checkpoint"] == str(out)
+    return out
+
+
+@needs_data
+def test_data_verify_passes_on_staged_data(runner):
+    result = runner.invoke(app, ["data", "verify", "--json"])
+    assert result.exit_code == 0, result.output
+    statuses = json.loads(result.stdout)
+    mnist = [s for s in statuses if s["dataset"] == "mnist"]
+    assert len(mnist) == 4 and all(s["status"] == "ok" for s in mnist)
+
+
+@needs_data
+def test_data_verify_fails_on_a_corrupt_file(runner, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    shutil.copytree(Path(DATA, "mnist"), root / "mnist")
+    target = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    target.chmod(0o644)
+    target.write_bytes(target.read_bytes()[:-10])
+    monkeypatch.setenv("DEEPSCOPE_DATA", str(root))
+    result = runner.invoke(app, ["data", "verify", "mnist", "--json"])
+    assert result.exit_code == 1
+    statuses = {Path(s["path"]).name: s["status"] for s in json.loads(result.stdout)}
+    assert statuses["t10k-labels-idx1-ubyte.gz"] == "corrupt"
+    assert statuses["train-labels-idx1-ubyte.gz"] == "ok"
+
+
+@needs_data
+def test_data_list_reports_every_dataset(runner):
+    result = runner.invoke(app, ["data", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["dataset"]: r for r in json.loads(result.stdout)["datasets"]}
+    assert {"mnist", "fashion-mnist", "cifar10", "att-faces"} <= set(rows)
+    assert rows["mnist"]["ok"] == 4 and rows["mnist"]["corrupt"] == 0
+
+
+def test_train_and_evaluate_round_trip(runner, trained_checkpoint, tmp_path):
+    png = tmp_path / "cm.png"
+    result = runner.invoke(app, [
+        "evaluate", str(trained_checkpoint), "--dataset", "mnist", "--limit", "2000", "--json",
+        "--confusion", str(png),
+    ])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n"] == 2000
+    assert payload["accuracy"] > 0.8  # one epoch on 2.7k images of a 100k-weight MLP
+    assert set(payload["per_label"]) == {str(d) for d in range(10)}
+    counts = [sum(row) for row in payload["confusion"]]
+    per_label_from_confusion = [payload["confusion"][i][i] / counts[i] for i in range(10)]
+    assert per_label_from_confusion == pytest.approx(list(payload["per_label"].values()))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_refuses_to_overwrite(runner, trained_checkpoint):
+    before = trained_checkpoint.read_bytes()
+    result = runner.invoke(app, [
+        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "1", "--limit", "500",
+        "--out", str(trained_checkpoint), "--quiet",
+    ])
+    _assert_one_line_error(result, "already exists")
+    assert trained_checkpoint.read_bytes() == before
+
+
+def test_unknown_dataset_is_a_one_line_error(runner, tmp_path):
+    result = runner.invoke(app, ["train", "--dataset", "mnits", "--arch", "mlp-100k",
+                                 "--out", str(tmp_path / "m.pt")])
+    _assert_one_line_error(result, "mnits")
+
+
+def test_unknown_arch_is_a_one_line_error(runner, tmp_path):
+    result = runner.invoke(app, ["train", "--dataset", "mnist", "--arch", "resnet-9000",
+                                 "--out", str(tmp_path / "m.pt")])
+    _assert_one_line_error(result, "resnet-9000")
+
+
+def test_missing_checkpoint_is_a_one_line_error(runner, tmp_path):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nope.pt"), "--dataset", "mnist"])
+    _assert_one_line_error(result, "nope.pt")
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(runner, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    result = runner.invoke(app, ["evaluate", str(bad), "--dataset", "mnist"])
+    _assert_one_line_error(result, "bad.pt")
+
+
+@needs_data
+def test_wrong_input_shape_is_a_one_line_error(runner, trained_checkpoint):
+    if not Path(DATA, "att-faces", "att_faces.npz").exists():
+        pytest.skip("att-faces not staged")
+    result = runner.invoke(app, ["evaluate", str(trained_checkpoint), "--dataset", "att-faces"])
+    _assert_one_line_error(result, "shape")
+
+
+def test_console_script_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "deepscope.cli.main", "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("deepscope ")
