@@ -1,0 +1,39 @@
+"""Models: the reference zoo, training/evaluation loops, safe checkpoints, hooks, bug injection.
+
+Example
+-------
+>>> from deepscope.models import zoo, fit, evaluate
+>>> model = zoo.build("cnn-8k", seed=0)                      # doctest: +SKIP
+>>> fit(model, train, epochs=3, val=val)                     # doctest: +SKIP
+>>> evaluate(model, test).accuracy                           # doctest: +SKIP
+"""
+
+from deepscope.models import augment, bugs, hooks, zoo
+from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
+from deepscope.models.train import (
+    EpochStats,
+    Evaluation,
+    evaluate,
+    fit,
+    predict_logits,
+    predict_proba,
+)
+from deepscope.models.zoo import ArchSpec
+
+__all__ = [
+    "ArchSpec",
+    "Checkpoint",
+    "EpochStats",
+    "Evaluation",
+    "augment",
+    "bugs",
+    "evaluate",
+    "fit",
+    "hooks",
+    "load_checkpoint",
+    "load_custom",
+    "predict_logits",
+    "predict_proba",
+    "save_checkpoint",
+    "zoo",
+]

@@ -1,0 +1,489 @@
+"""Training and evaluation loops: :func:`fit`, :func:`evaluate`, :func:`predict_logits`.
+
+Training recipe of :func:`fit` (deliberately fixed, so results are comparable):
+
+* optimiser: :class:`torch.optim.Adam` (``weight_decay`` is classic L2 added to the gradient);
+* schedule: cosine annealing **per step** from ``lr`` to ``lr / 100`` over ``epochs`` full epochs
+  (the schedule is planned for all epochs even if early stopping ends training sooner);
+* loss: cross-entropy, optionally weighted per sample (``mean(w_i · ce_i)`` over the batch);
+* data order: a fresh seeded permutation each epoch; a final batch of a single sample is
+  dropped (BatchNorm cannot train on it);
+* early stopping (only with ``val``): after each epoch the model is evaluated on ``val``; an epoch
+  improves when its validation accuracy is higher than the best so far, or equal with a lower
+  validation loss. Training stops after ``patience`` epochs without improvement, and the weights
+  (and buffers) of the best epoch are restored;
+* randomness: data order, augmentation and dropout all derive from ``seed``; the caller's global
+  RNG state is saved and restored, so ``fit`` has no side effect on it;
+* frozen BatchNorm layers (all affine parameters with ``requires_grad=False``) stay in eval mode,
+  so a frozen feature extractor keeps its running statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from deepscope.errors import InputError, ModelError
+from deepscope.models._util import (
+    as_xy,
+    classes_of,
+    model_device,
+    model_dtype,
+    preserved_state,
+)
+
+__all__ = ["EpochStats", "Evaluation", "evaluate", "fit", "predict_logits", "predict_proba"]
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Statistics of one training epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based epoch number.
+    train_loss, train_accuracy : float
+        Running means over the epoch's batches (in train mode, with augmentation).
+    val_loss, val_accuracy : float or None
+        On the validation set in eval mode; ``None`` without ``val``.
+    lr : float
+        Learning rate at the end of the epoch.
+    seconds : float
+        Wall-clock time of the epoch, validation included.
+    improved : bool
+        Whether this epoch became the best one so far (always ``True`` without ``val``).
+    """
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float
+    seconds: float
+    improved: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type copy."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)  # numpy fields: compare to_dict() instead
+class Evaluation:
+    """Accuracy of a classifier on a labelled dataset.
+
+    Attributes
+    ----------
+    accuracy : float
+        Share of correctly classified samples.
+    per_label : numpy.ndarray
+        Shape (K,): accuracy (recall) of each true label; NaN for labels without samples.
+    confusion : numpy.ndarray
+        Shape (K, K), int64; ``confusion[i, j]`` counts samples of true label ``i`` predicted ``j``.
+    classes : tuple of str
+        Class names, index = label id.
+    n : int
+        Number of samples.
+    loss : float
+        Mean cross-entropy.
+    """
+
+    accuracy: float
+    per_label: np.ndarray
+    confusion: np.ndarray
+    classes: tuple[str, ...]
+    n: int
+    loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type copy (NaN per-label accuracies become ``None``)."""
+        return {
+            "accuracy": self.accuracy,
+            "per_label": [None if math.isnan(v) else float(v) for v in self.per_label],
+            "confusion": self.confusion.tolist(),
+            "classes": list(self.classes),
+            "n": self.n,
+            "loss": self.loss,
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# prediction and evaluation
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def _logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Logits of ``x`` in eval mode without gradients, on ``device``."""
+    dtype = model_dtype(model)
+    outs = []
+    with preserved_state(model), torch.no_grad():
+        model.eval()
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device=device, dtype=dtype)
+            outs.append(model(xb))
+    return torch.cat(outs)
+
+
+def predict_logits(model: nn.Module, x: Any, *, batch_size: int = 512) -> torch.Tensor:
+    """Logits of a batch of inputs, computed in eval mode without gradients.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier; its training flags are restored afterwards.
+    x : torch.Tensor or Dataset
+        Inputs N×C×H×W (or a Dataset, whose ``x`` is used).
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    torch.Tensor
+        N×K logits on ``x``'s device, in ``x``'s dtype.
+    """
+    _check_model(model)
+    _check_batch_size(batch_size)
+    xt, _ = as_xy(x, "x")
+    out = _logits(model, xt, batch_size, model_device(model))
+    return out.to(device=xt.device, dtype=xt.dtype)
+
+
+def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 512) -> torch.Tensor:
+    """Softmax probabilities (N×K) of :func:`predict_logits`."""
+    return torch.softmax(predict_logits(model, x, batch_size=batch_size), dim=1)
+
+
+def evaluate(
+    model: nn.Module, data: Any, *, batch_size: int = 512, device: Any = None
+) -> Evaluation:
+    """Accuracy, per-label accuracy, confusion matrix and loss of ``model`` on ``data``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier; evaluated in eval mode, its training flags are restored afterwards.
+    data : Dataset or (x, y)
+        Labelled inputs.
+    batch_size : int
+        Samples per forward pass.
+    device : str or torch.device, optional
+        Where to run the model; default the model's device. The model is moved there.
+    """
+    _check_model(model)
+    _check_batch_size(batch_size)
+    x, y = as_xy(data, "data")
+    if y is None:
+        raise InputError("evaluate needs labels: pass a Dataset or an (x, y) pair")
+    dev = torch.device(device) if device is not None else model_device(model)
+    if device is not None:
+        model.to(dev)
+    logits = _logits(model, x, batch_size, dev)
+    k = int(getattr(data, "num_classes", 0) or logits.shape[1])
+    if logits.ndim != 2 or logits.shape[1] != k:
+        raise InputError(
+            f"the model returns {tuple(logits.shape[1:])} outputs per sample but the data has "
+            f"{k} classes; use a model built with num_classes={k}"
+        )
+    yd = y.to(dev)
+    if int(yd.max()) >= k:
+        raise InputError(f"labels must be < {k} (number of classes), got {int(yd.max())}")
+    loss = float(F.cross_entropy(logits.float(), yd, reduction="sum")) / len(yd)
+    pred = logits.argmax(1)
+    confusion = torch.bincount(yd * k + pred, minlength=k * k).reshape(k, k).cpu().numpy()
+    confusion = confusion.astype(np.int64)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_label = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
+    return Evaluation(
+        accuracy=float(np.trace(confusion)) / len(yd),
+        per_label=per_label.astype(np.float64),
+        confusion=confusion,
+        classes=classes_of(data, k),
+        n=len(yd),
+        loss=loss,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+def _check_fit_args(
+    epochs: Any, batch_size: Any, lr: Any, weight_decay: Any, patience: Any, augment: Any,
+    history: Any, seed: Any,
+) -> None:
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise InputError(f"epochs must be a positive int, got {epochs!r}")
+    _check_batch_size(batch_size)
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InputError(f"lr must be a positive finite number, got {lr!r}")
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise InputError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if patience is not None and (
+        not isinstance(patience, int) or isinstance(patience, bool) or patience < 1
+    ):
+        raise InputError(
+            f"patience must be a positive int or None (no early stop), got {patience!r}"
+        )
+    if augment is not None and not callable(augment):
+        raise InputError("augment must be a callable (x, generator) -> x, or None")
+    if history is not None and not isinstance(history, list):
+        raise InputError("history must be a list (EpochStats are appended to it) or None")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"seed must be an int, got {seed!r}")
+
+
+def _check_weights(sample_weight: Any, n: int) -> torch.Tensor | None:
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, torch.Tensor):
+        w = sample_weight.detach().to(device="cpu", dtype=torch.float32)
+    else:
+        w = torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
+    if w.shape != (n,):
+        raise InputError(
+            f"sample_weight must have shape ({n},), one weight per sample, got {tuple(w.shape)}"
+        )
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise InputError("sample_weight must be finite and >= 0")
+    if float(w.sum()) <= 0:
+        raise InputError("sample_weight must not be all zero")
+    return w
+
+
+def _train_mode(model: nn.Module) -> None:
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+
+
+def _cosine(total_steps: int, floor: float = 0.01) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        t = min(step, total_steps) / max(total_steps, 1)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
+
+
+def fit(
+    model: nn.Module,
+    train: Any,
+    *,
+    epochs: int = 10,
+    seed: int = 0,
+    val: Any = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    patience: int | None = 3,
+    augment: Augment | None = None,
+    sample_weight: Any = None,
+    history: list[EpochStats] | None = None,
+    progress: bool = True,
+    device: Any = None,
+) -> nn.Module:
+    """Train ``model`` in place on ``train`` and return it (in eval mode).
+
+    See the module docstring for the exact recipe (Adam, per-step cosine schedule, early
+    stopping on validation accuracy, seeded order/augmentation/dropout).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier returning N×K logits. Only parameters with ``requires_grad`` are trained.
+    train : Dataset or (x, y)
+        Training data, moved to the device batch by batch.
+    epochs : int
+        Maximum number of epochs.
+    seed : int
+        Same seed, same model and data → identical weights.
+    val : Dataset or (x, y), optional
+        Validation data for early stopping and restoring the best epoch.
+    batch_size, lr, weight_decay : int, float, float
+        Optimiser settings.
+    patience : int or None
+        Epochs without validation improvement before stopping; ``None`` never stops early
+        (the best epoch is still restored when ``val`` is given).
+    augment : callable, optional
+        ``augment(x, generator) -> x`` applied to each training batch, e.g.
+        :func:`deepscope.models.augment.shift_flip`.
+    sample_weight : array-like, optional
+        One non-negative weight per training sample.
+    history : list, optional
+        :class:`EpochStats` of every epoch are appended to it.
+    progress : bool
+        Show a tqdm bar per epoch.
+    device : str or torch.device, optional
+        Where to train; default the model's device (the model is moved there if given).
+
+    Returns
+    -------
+    torch.nn.Module
+        The same ``model`` object, trained, in eval mode.
+    """
+    _check_model(model)
+    _check_fit_args(epochs, batch_size, lr, weight_decay, patience, augment, history, seed)
+    x, y = as_xy(train, "train")
+    if y is None:
+        raise InputError("fit needs labels: pass a Dataset or an (x, y) pair")
+    xv = yv = None
+    if val is not None:
+        xv, yv = as_xy(val, "val")
+        if yv is None:
+            raise InputError("val needs labels: pass a Dataset or an (x, y) pair")
+    weights = _check_weights(sample_weight, len(x))
+    dev = torch.device(device) if device is not None else model_device(model)
+    if device is not None:
+        model.to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InputError("the model has no trainable parameters (all requires_grad=False)")
+    k = _logits(model, x[:2], 2, dev).shape[-1]
+    for name, labels in (("train", y), ("val", yv)):
+        if labels is not None and int(labels.max()) >= k:
+            raise InputError(
+                f"{name} has label {int(labels.max())} but the model has only {k} outputs; "
+                f"build it with num_classes={int(labels.max()) + 1} or more"
+            )
+
+    n = len(x)
+    # a last batch of one sample is dropped: BatchNorm cannot train on a single sample
+    steps = max(1, n // batch_size + (1 if n % batch_size > 1 else 0))
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(epochs * steps))
+    dtype = model_dtype(model)
+    rng_devices = [dev] if dev.type == "cuda" else []
+
+    best: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    try:
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            order_gen = torch.Generator().manual_seed(seed)
+            aug_gen = torch.Generator().manual_seed(seed + 1)
+            for epoch in range(1, epochs + 1):
+                start = time.perf_counter()
+                loss_sum, correct, seen = _train_epoch(
+                    model, x, y, weights, optimizer, scheduler, order_gen, aug_gen, augment,
+                    batch_size, steps, dev, dtype, progress, f"epoch {epoch}/{epochs}",
+                )
+                val_loss = val_acc = None
+                improved = True
+                if xv is not None:
+                    ev = evaluate(model, (xv, yv), batch_size=max(batch_size, 512))
+                    val_loss, val_acc = ev.loss, ev.accuracy
+                    improved = best is None or (val_acc, -val_loss) > best
+                    if improved:
+                        best = (val_acc, -val_loss)
+                        best_state = copy.deepcopy(model.state_dict())
+                        stale = 0
+                    else:
+                        stale += 1
+                stats = EpochStats(
+                    epoch=epoch,
+                    train_loss=loss_sum / seen,
+                    train_accuracy=correct / seen,
+                    val_loss=val_loss,
+                    val_accuracy=val_acc,
+                    lr=float(optimizer.param_groups[0]["lr"]),
+                    seconds=time.perf_counter() - start,
+                    improved=improved,
+                )
+                if history is not None:
+                    history.append(stats)
+                if progress:
+                    tqdm.write(_epoch_line(stats))
+                if patience is not None and stale >= patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    finally:
+        model.eval()
+    return model
+
+
+def _epoch_line(s: EpochStats) -> str:
+    line = f"epoch {s.epoch}: loss {s.train_loss:.4f} acc {s.train_accuracy:.4f}"
+    if s.val_accuracy is not None:
+        line += f" | val loss {s.val_loss:.4f} acc {s.val_accuracy:.4f}{' *' if s.improved else ''}"
+    return line + f" | {s.seconds:.1f}s"
+
+
+def _train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    order_gen: torch.Generator,
+    aug_gen: torch.Generator,
+    augment: Augment | None,
+    batch_size: int,
+    steps: int,
+    dev: torch.device,
+    dtype: torch.dtype,
+    progress: bool,
+    desc: str,
+) -> tuple[float, int, int]:
+    _train_mode(model)
+    perm = torch.randperm(len(x), generator=order_gen)
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, mininterval=0.5)
+    try:
+        for i in range(steps):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            xb = x[idx.to(x.device)].to(device=dev, dtype=dtype)
+            yb = y[idx.to(y.device)].to(dev)
+            if augment is not None:
+                xb = augment(xb, aug_gen)
+            logits = model(xb)
+            ce = F.cross_entropy(logits, yb, reduction="none")
+            loss = (ce * weights[idx].to(dev)).mean() if weights is not None else ce.mean()
+            if not torch.isfinite(loss):
+                raise ModelError(
+                    f"training diverged ({desc}, step {i + 1}): the loss is {float(loss)}; "
+                    "lower the learning rate or check the inputs for NaN/inf"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                loss_sum += float(ce.sum())
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += len(yb)
+            bar.update(1)
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    finally:
+        bar.close()
+    return loss_sum, correct, seen

@@ -1,0 +1,398 @@
+"""Reference networks of several sizes ("the zoo").
+
+Every model takes pixels in ``[0, 1]`` (N×C×H×W) and returns logits. Normalisation is the first
+layer (:class:`~deepscope.models.layers.Normalize`, buffers ``mean``/``std``), and the model is a
+tree of :class:`torch.nn.Sequential` with named children, so layers read as ``block1.conv1``,
+``block2.pool``, ``fc1.relu``, ``head`` and :func:`deepscope.models.hooks.split` works on them.
+
+Names are honest: the suffix is the parameter count (``cnn-8k`` has about 8 thousand
+parameters; a test checks every name within ±10 %).
+
+Example
+-------
+>>> from deepscope.models import zoo
+>>> model = zoo.build("cnn-8k", seed=0)
+>>> zoo.spec("cnn-8k").hidden_layers
+('block1', 'block2', 'block3')
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepscope.errors import InputError, ModelError
+from deepscope.models.layers import Normalize, conv_block, dense_block
+from deepscope.registry import Registry
+
+__all__ = [
+    "ArchSpec",
+    "arch_of",
+    "build",
+    "count_parameters",
+    "hidden_layers",
+    "names",
+    "spec",
+]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+FACES_MEAN, FACES_STD = 0.4417, 0.1958  # AT&T faces, all 400 images
+
+_ARCH_ATTR = "_deepscope_arch"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Description of one zoo architecture.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"cnn-8k"``.
+    family : str
+        ``"mlp"``, ``"cnn"`` or ``"vgg"``.
+    input_shape : tuple of int
+        ``(C, H, W)`` the model expects.
+    num_classes : int
+        Default number of outputs.
+    description : str
+        One line about the layers.
+    hidden_layers : tuple of str
+        Dotted names of the analysable hidden layers (block outputs and dense hidden layers),
+        ordered input → output.
+    """
+
+    name: str
+    family: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    description: str
+    hidden_layers: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type summary."""
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["hidden_layers"] = list(self.hidden_layers)
+        return d
+
+
+@dataclass(frozen=True)
+class _Entry:
+    spec: ArchSpec
+    builder: Callable[..., nn.Sequential]
+
+
+_ARCHS: Registry[_Entry] = Registry("architecture")
+
+
+Builder = Callable[..., nn.Sequential]
+
+
+def _register(spec: ArchSpec) -> Callable[[Builder], Builder]:
+    def decorator(builder: Builder) -> Builder:
+        _ARCHS.register(spec.name)(_Entry(spec, builder))
+        return builder
+
+    return decorator
+
+
+# ----------------------------------------------------------------------------------------------
+# public functions
+
+
+def names() -> list[str]:
+    """Names of all zoo architectures, in registration order."""
+    return _ARCHS.names()
+
+
+def spec(name: str) -> ArchSpec:
+    """The :class:`ArchSpec` of architecture ``name`` (``RegistryError`` if unknown)."""
+    return _ARCHS.get(name).spec
+
+
+def build(
+    name: str, *, num_classes: int | None = None, seed: int | None = None, **kw: Any
+) -> nn.Module:
+    """Build a freshly initialised zoo model.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names`.
+    num_classes : int, optional
+        Number of outputs; defaults to ``spec(name).num_classes``.
+    seed : int, optional
+        Seed of the weight initialisation. The global RNG state is left untouched when given.
+    **kw
+        Architecture options: every model accepts ``dropout`` (float in [0, 1)) and ``mean`` /
+        ``std`` (normalisation, one value or one per channel).
+
+    Returns
+    -------
+    torch.nn.Module
+        An ``nn.Sequential`` in eval mode, on the CPU, in float32.
+    """
+    entry = _ARCHS.get(name)
+    k = entry.spec.num_classes if num_classes is None else num_classes
+    if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+        raise InputError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    accepted = set(inspect.signature(entry.builder).parameters) - {"num_classes"}
+    unknown = sorted(set(kw) - accepted)
+    if unknown:
+        raise InputError(
+            f"architecture {name!r} does not accept {unknown}; its options are {sorted(accepted)}"
+        )
+    if "dropout" in kw and not 0.0 <= float(kw["dropout"]) < 1.0:
+        raise InputError(f"dropout must be in [0, 1), got {kw['dropout']!r}")
+    if seed is None:
+        model = entry.builder(k, **kw)
+    else:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise InputError(f"seed must be an int or None, got {seed!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = entry.builder(k, **kw)
+    setattr(model, _ARCH_ATTR, name)
+    return model.eval()
+
+
+def arch_of(model: nn.Module) -> str | None:
+    """The zoo name a model was built from, or ``None`` for models not built by :func:`build`."""
+    value = getattr(model, _ARCH_ATTR, None)
+    return value if isinstance(value, str) else None
+
+
+def hidden_layers(model: nn.Module) -> list[str]:
+    """Analysable hidden layers of a zoo model (block outputs and dense hidden layers).
+
+    Raises
+    ------
+    InputError
+        If ``model`` was not built by :func:`build` (pass layer names explicitly then).
+    """
+    name = arch_of(model)
+    if name is None or name not in _ARCHS:
+        available = [n for n, _ in model.named_modules() if n]
+        raise InputError(
+            "hidden_layers() only knows zoo models (built by deepscope.models.zoo.build); "
+            f"pass layer names explicitly, e.g. from: {available[:30]}"
+        )
+    return list(spec(name).hidden_layers)
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (shared parameters counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def nominal_size(name: str) -> int:
+    """The parameter count a zoo name advertises (``"cnn-1.2m"`` → 1,200,000)."""
+    m = re.search(r"-(\d+(?:\.\d+)?)([km])$", name)
+    if m is None:
+        raise ModelError(f"zoo name {name!r} does not end in a size such as '-8k' or '-1.2m'")
+    return round(float(m.group(1)) * (1_000 if m.group(2) == "k" else 1_000_000))
+
+
+# ----------------------------------------------------------------------------------------------
+# architectures
+
+
+def _sequential(**children: nn.Module) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(children))
+
+
+def _mlp(
+    widths: tuple[int, ...], num_classes: int, dropout: float, mean: Any, std: Any
+) -> nn.Sequential:
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        normalize=Normalize(mean, std, 1), flatten=nn.Flatten()
+    )
+    for i, (a, b) in enumerate(itertools.pairwise(widths), start=1):
+        layers[f"fc{i}"] = dense_block(a, b, dropout=dropout)
+    layers["head"] = nn.Linear(widths[-1], num_classes)
+    return nn.Sequential(layers)
+
+
+@_register(
+    ArchSpec(
+        "mlp-100k", "mlp", (1, 28, 28), 10,
+        "MLP 784-128-64-10, ReLU, dropout", ("fc1", "fc2"),
+    )
+)
+def _mlp_100k(
+    num_classes: int, *, dropout: float = 0.1, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _mlp((784, 128, 64), num_classes, dropout, mean, std)
+
+
+@_register(
+    ArchSpec(
+        "mlp-270k", "mlp", (1, 28, 28), 10,
+        "MLP 784-300-100-10, ReLU, dropout", ("fc1", "fc2"),
+    )
+)
+def _mlp_270k(
+    num_classes: int, *, dropout: float = 0.2, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _mlp((784, 300, 100), num_classes, dropout, mean, std)
+
+
+@_register(
+    ArchSpec(
+        "cnn-8k", "cnn", (1, 28, 28), 10,
+        "3 BN conv blocks (8,8 | 16,16 | 16; 2×2 max-pools), linear on the 16×3×3 map",
+        ("block1", "block2", "block3"),
+    )
+)
+def _cnn_8k(
+    num_classes: int, *, dropout: float = 0.0, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 1),
+        block1=conv_block((1, 8, 8)),        # 28 → 14
+        block2=conv_block((8, 16, 16)),      # 14 → 7
+        block3=conv_block((16, 16)),         # 7 → 3
+        flatten=nn.Flatten(),
+        dropout=nn.Dropout(dropout),
+        head=nn.Linear(16 * 3 * 3, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "cnn-100k", "cnn", (1, 28, 28), 10,
+        "3 BN conv blocks (16 | 32 | 64; 2×2 max-pools), dense 128 with dropout, linear",
+        ("block1", "block2", "block3", "fc1"),
+    )
+)
+def _cnn_100k(
+    num_classes: int, *, dropout: float = 0.3, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 1),
+        block1=conv_block((1, 16)),     # 28 → 14
+        block2=conv_block((16, 32)),    # 14 → 7
+        block3=conv_block((32, 64)),    # 7 → 3
+        flatten=nn.Flatten(),
+        fc1=dense_block(64 * 3 * 3, 128, dropout=dropout),
+        head=nn.Linear(128, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "cnn-1.2m", "cnn", (1, 28, 28), 10,
+        "2 BN conv blocks (32 | 64; 2×2 max-pools), dense 384 with dropout, linear",
+        ("block1", "block2", "fc1"),
+    )
+)
+def _cnn_1_2m(
+    num_classes: int, *, dropout: float = 0.4, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 1),
+        block1=conv_block((1, 32)),     # 28 → 14
+        block2=conv_block((32, 64)),    # 14 → 7
+        flatten=nn.Flatten(),
+        fc1=dense_block(64 * 7 * 7, 384, dropout=dropout),
+        head=nn.Linear(384, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "cnn-3.2m", "cnn", (1, 28, 28), 10,
+        "3 BN conv blocks (32 | 64 | 128; 2×2 max-pools), dense 2048-384 with dropout, linear",
+        ("block1", "block2", "block3", "fc1", "fc2"),
+    )
+)
+def _cnn_3_2m(
+    num_classes: int, *, dropout: float = 0.5, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 1),
+        block1=conv_block((1, 32)),      # 28 → 14
+        block2=conv_block((32, 64)),     # 14 → 7
+        block3=conv_block((64, 128)),    # 7 → 3
+        flatten=nn.Flatten(),
+        fc1=dense_block(128 * 3 * 3, 2048, dropout=dropout),
+        fc2=dense_block(2048, 384, dropout=dropout),
+        head=nn.Linear(384, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "cifar-cnn-60k", "cnn", (3, 32, 32), 10,
+        "3 BN conv blocks (16 | 32,64 | 64; 2×2 max-pools), global average pool, linear",
+        ("block1", "block2", "block3"),
+    )
+)
+def _cifar_cnn_60k(
+    num_classes: int, *, dropout: float = 0.1, mean: Any = CIFAR_MEAN, std: Any = CIFAR_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 3),
+        block1=conv_block((3, 16)),          # 32 → 16
+        block2=conv_block((16, 32, 64)),     # 16 → 8
+        block3=conv_block((64, 64)),         # 8 → 4
+        gap=nn.AdaptiveAvgPool2d(1),
+        flatten=nn.Flatten(),
+        dropout=nn.Dropout(dropout),
+        head=nn.Linear(64, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "cifar-cnn-1m", "vgg", (3, 32, 32), 10,
+        "3 VGG blocks (32,32 | 64,64 | 128,128; 2×2 max-pools), dense 352 with dropout, linear",
+        ("block1", "block2", "block3", "fc1"),
+    )
+)
+def _cifar_cnn_1m(
+    num_classes: int, *, dropout: float = 0.5, mean: Any = CIFAR_MEAN, std: Any = CIFAR_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 3),
+        block1=conv_block((3, 32, 32)),      # 32 → 16
+        block2=conv_block((32, 64, 64)),     # 16 → 8
+        block3=conv_block((64, 128, 128)),   # 8 → 4
+        flatten=nn.Flatten(),
+        fc1=dense_block(128 * 4 * 4, 352, dropout=dropout),
+        head=nn.Linear(352, num_classes),
+    )
+
+
+@_register(
+    ArchSpec(
+        "face-vgg-1.2m", "vgg", (1, 112, 92), 40,
+        "4 VGG blocks (32,32 | 64,64 | 128,128 | 256,256; 2×2 max-pools), global average pool, "
+        "dropout, linear",
+        ("block1", "block2", "block3", "block4"),
+    )
+)
+def _face_vgg(
+    num_classes: int, *, dropout: float = 0.5, mean: Any = FACES_MEAN, std: Any = FACES_STD
+) -> nn.Sequential:
+    return _sequential(
+        normalize=Normalize(mean, std, 1),
+        block1=conv_block((1, 32, 32)),       # 112×92 → 56×46
+        block2=conv_block((32, 64, 64)),      # → 28×23
+        block3=conv_block((64, 128, 128)),    # → 14×11
+        block4=conv_block((128, 256, 256)),   # → 7×5
+        gap=nn.AdaptiveAvgPool2d(1),
+        flatten=nn.Flatten(),
+        dropout=nn.Dropout(dropout),
+        head=nn.Linear(256, num_classes),
+    )

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepscope.errors import InputError, RegistryError
+from deepscope.models import hooks, zoo
+
+NAMES = zoo.names()
+
+
+def test_zoo_has_the_briefed_families():
+    assert {"mlp-100k", "mlp-270k", "cnn-8k", "cnn-100k", "cnn-1.2m", "cnn-3.2m"} <= set(NAMES)
+    assert {"cifar-cnn-60k", "cifar-cnn-1m"} <= set(NAMES)
+    assert any(n.startswith("face-vgg-") for n in NAMES)
+    assert {zoo.spec(n).family for n in NAMES} == {"mlp", "cnn", "vgg"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_forward_and_honest_name(name):
+    spec = zoo.spec(name)
+    model = zoo.build(name, seed=0)
+    assert not model.training
+    x = torch.rand(2, *spec.input_shape)
+    assert model(x).shape == (2, spec.num_classes)
+    count = zoo.count_parameters(model)
+    nominal = zoo.nominal_size(name)
+    assert abs(count - nominal) <= 0.10 * nominal, f"{name} has {count:,} parameters"
+    assert zoo.arch_of(model) == name
+    assert zoo.hidden_layers(model) == list(spec.hidden_layers)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hidden_layers_resolve_and_split_is_exact(name):
+    spec = zoo.spec(name)
+    model = zoo.build(name, seed=1, num_classes=5)
+    n = 1 if spec.input_shape[1] > 32 else 3  # keep the big face model cheap
+    x = torch.rand(n, *spec.input_shape)
+    with torch.no_grad():
+        expected = model(x)
+        for layer in spec.hidden_layers:
+            model.get_submodule(layer)  # resolves
+            prefix, suffix = hooks.split(model, layer)
+            features = prefix(x)
+            assert torch.equal(suffix(features), expected), layer
+    assert expected.shape == (n, 5)
+    # hidden layers are ordered input → output: each one's index in named_modules grows
+    order = [n for n, _ in model.named_modules()]
+    positions = [order.index(layer) for layer in spec.hidden_layers]
+    assert positions == sorted(positions)
+
+
+def test_seeded_build_is_reproducible_and_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    a = zoo.build("cnn-8k", seed=3).state_dict()
+    b = zoo.build("cnn-8k", seed=3).state_dict()
+    c = zoo.build("cnn-8k", seed=4).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_normalisation_is_the_first_layer_and_in_the_state_dict():
+    model = zoo.build("cnn-8k", mean=0.5, std=0.25)
+    first_name, first = next(iter(model.named_children()))
+    assert first_name == "normalize"
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(first(x), (x - 0.5) / 0.25)
+    assert "normalize.mean" in model.state_dict() and "normalize.std" in model.state_dict()
+
+
+def test_build_rejects_bad_arguments():
+    with pytest.raises(RegistryError, match="unknown architecture"):
+        zoo.build("cnn-9000")
+    with pytest.raises(InputError, match="does not accept"):
+        zoo.build("cnn-8k", width=3)
+    with pytest.raises(InputError, match="num_classes"):
+        zoo.build("cnn-8k", num_classes=1)
+    with pytest.raises(InputError, match="dropout"):
+        zoo.build("mlp-100k", dropout=1.5)
+    with pytest.raises(InputError, match="std"):
+        zoo.build("mlp-100k", std=0.0)
+
+
+def test_hidden_layers_of_a_foreign_model_is_a_clear_error():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with pytest.raises(InputError, match="zoo models"):
+        zoo.hidden_layers(model)
+
+
+def test_spec_to_dict_is_plain():
+    d = zoo.spec("cnn-8k").to_dict()
+    assert d["input_shape"] == [1, 28, 28] and d["hidden_layers"][0] == "block1"
