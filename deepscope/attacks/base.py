@@ -1,0 +1,420 @@
+"""The :class:`Attack` base class, :class:`AttackResult` and the attack registry.
+
+An attack is built with its parameters (validated at construction) and called on a batch::
+
+    attack = deepscope.attacks.get("cw-l2", model, steps=200)
+    result = attack(x, y, target="next")      # x: N×C×H×W in [0, 1], y: int64 labels
+    result.x_adv, result.success, result.l2
+
+Targets (the two of the AmI evaluation plus untargeted):
+
+- ``None``: untargeted, success when the predicted label differs from ``y``;
+- ``"first"``: every sample towards label 0;
+- ``"next"``: towards ``(y + 1) mod K``;
+- an integer or an int tensor of N labels: towards those labels.
+
+For a targeted attack, success means the predicted label equals the target. A sample whose
+target equals its own label is attacked like any other: if the model already predicts it,
+it succeeds with zero perturbation (select such samples out beforehand when that matters).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from deepscope.attacks._checks import (
+    check_images,
+    check_label_range,
+    check_labels,
+    check_number,
+)
+from deepscope.errors import InputError, RegistryError
+from deepscope.registry import Registry
+
+__all__ = [
+    "ATTACKS",
+    "L0_TOL",
+    "Attack",
+    "AttackResult",
+    "get",
+    "model_guard",
+    "names",
+    "perturbation_norms",
+]
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+#: A pixel counts as changed (for L0) when any of its channels moved by more than this.
+L0_TOL = 1e-6
+
+_TARGET_MODES = ("first", "next")
+
+
+def perturbation_norms(
+    x: torch.Tensor, x_adv: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample L0, L2 and L∞ norms of ``x_adv - x``.
+
+    L0 counts *pixels* (spatial positions h, w), not values: a pixel is changed when any of
+    its channels differs by more than :data:`L0_TOL`. L2 and L∞ are taken over all C×H×W
+    values. L0 is int64, L2 and L∞ have the dtype of ``x``.
+    """
+    d = (x_adv - x).flatten(2)  # N×C×(H·W)
+    l0 = (d.abs().amax(dim=1) > L0_TOL).sum(dim=1)
+    flat = d.flatten(1)
+    return l0, flat.norm(dim=1), flat.abs().amax(dim=1)
+
+
+@contextmanager
+def model_guard(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode with frozen parameters; restore both on exit.
+
+    Every parameter's ``requires_grad`` is set to False inside the block (so backward passes
+    compute input gradients only) and restored afterwards, as is ``model.training`` of every
+    submodule, also when the block raises.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """What an attack produced, per sample, plus how it was run.
+
+    Attributes
+    ----------
+    x_adv : torch.Tensor
+        Adversarial inputs, N×C×H×W in [0, 1], device and dtype of the input. Samples where
+        the attack failed hold its best attempt (the original input for the minimising C&W
+        attacks).
+    success : torch.Tensor
+        Bool (N,): the model's label for ``x_adv`` differs from ``y`` (untargeted) or equals
+        ``target_labels`` (targeted). Computed by re-running the model on ``x_adv``.
+    y : torch.Tensor
+        The true labels (int64, N).
+    adv_labels : torch.Tensor
+        The model's labels for ``x_adv`` (int64, N).
+    l0, l2, linf : torch.Tensor
+        Per-sample norms of ``x_adv - x`` (see :func:`perturbation_norms`).
+    iterations : torch.Tensor
+        Gradient evaluations (forward + backward passes) spent on each sample (int64, N).
+    seconds : float
+        Wall-clock time of the whole call.
+    attack : str
+        Registered name of the attack.
+    params : Mapping[str, Any]
+        The attack's parameters.
+    target : str or None
+        ``None`` (untargeted), ``"first"``, ``"next"`` or ``"custom"`` (explicit labels).
+    target_labels : torch.Tensor or None
+        The target label of every sample (int64, N) for targeted attacks.
+    mask : torch.Tensor or None
+        For masked attacks (patch, glasses): bool N×1×H×W of the pixels the attack may change.
+    """
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    y: torch.Tensor
+    adv_labels: torch.Tensor
+    l0: torch.Tensor
+    l2: torch.Tensor
+    linf: torch.Tensor
+    iterations: torch.Tensor
+    seconds: float
+    attack: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    target: str | None = None
+    target_labels: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x_adv.shape[0])
+
+    def __repr__(self) -> str:
+        d = self.to_dict()
+        l2 = "–" if d["mean_l2"] is None else f"{d['mean_l2']:.4g}"
+        return (f"AttackResult(attack={self.attack!r}, target={self.target!r}, n={d['n']}, "
+                f"success_rate={d['success_rate']:.3f}, mean_l2={l2}, "
+                f"seconds={self.seconds:.3g})")
+
+    @property
+    def targeted(self) -> bool:
+        """Whether the attack aimed at given labels."""
+        return self.target_labels is not None
+
+    @property
+    def success_rate(self) -> float:
+        """Share of samples where the attack succeeded."""
+        return float(self.success.float().mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary: success rate, mean norms over successes, time per 100 images.
+
+        Means over successes are ``None`` when no sample succeeded.
+        """
+        ok = self.success
+
+        def mean_ok(v: torch.Tensor) -> float | None:
+            return float(v[ok].double().mean()) if bool(ok.any()) else None
+
+        n = len(self)
+        return {
+            "attack": self.attack,
+            "params": _jsonable(self.params),
+            "target": self.target,
+            "n": n,
+            "n_success": int(ok.sum()),
+            "success_rate": self.success_rate,
+            "mean_l0": mean_ok(self.l0),
+            "mean_l2": mean_ok(self.l2),
+            "mean_linf": mean_ok(self.linf),
+            "mean_iterations": float(self.iterations.double().mean()),
+            "seconds": self.seconds,
+            "seconds_per_100": self.seconds / n * 100.0,
+        }
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = f"tensor{tuple(v.shape)}"
+        elif isinstance(v, (list, tuple)):
+            out[k] = list(v)
+        else:
+            out[k] = v
+    return out
+
+
+class Attack:
+    """Base class of every attack.
+
+    Subclasses set :attr:`name`, validate their own parameters in ``__init__`` (keyword-only,
+    stored under the same attribute names) and implement :meth:`_attack_batch`. Masked
+    attacks also override :meth:`_prepare` to build per-sample auxiliary tensors.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier mapping N×C×H×W inputs in [0, 1] to N×K logits.
+    batch_size : int
+        Samples attacked together.
+    seed : int or None
+        Seed of the ``torch.Generator`` (on the input's device) used by stochastic attacks;
+        ``None`` draws a fresh seed.
+    progress : bool
+        Show a progress bar over the batches.
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether the attack bounds its perturbation by ``eps`` in L∞.
+    bounded_linf: ClassVar[bool] = False
+    #: Whether the attack may only change the pixels of a mask (``result.mask``).
+    masked: ClassVar[bool] = False
+
+    def __init__(
+        self, model: nn.Module, *, batch_size: int = 256, seed: int | None = 0,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"model must be a torch.nn.Module returning logits, got {type(model).__name__}"
+            )
+        self.model = model
+        self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
+        if seed is not None:
+            check_number("seed", seed, low=0, integer=True)
+        self.seed = seed
+        self.progress = bool(progress)
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Names of the keyword parameters accepted by the constructor."""
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p not in ("self", "model")]
+
+    def get_params(self) -> dict[str, Any]:
+        """The attack's parameters as a dict (what :class:`AttackResult` records)."""
+        return {k: getattr(self, k) for k in self.param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                         if not isinstance(v, torch.Tensor))
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ the call
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, target: Any = None, **kwargs: Any
+    ) -> AttackResult:
+        """Attack ``x`` (true labels ``y``) untargeted or towards ``target``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Floating N×C×H×W images in [0, 1]; the attack runs on its device and dtype.
+        y : torch.Tensor
+            Integer labels (N,) in ``[0, K)``.
+        target : None, "first", "next", int or torch.Tensor
+            See the module docstring.
+        **kwargs
+            Per-call inputs of specific attacks (e.g. ``boxes`` for ``glasses``,
+            ``location`` for ``patch``).
+
+        Returns
+        -------
+        AttackResult
+        """
+        start = time.perf_counter()
+        x = check_images(x)
+        n = x.shape[0]
+        y = check_labels(y, n, x.device)
+        gen = torch.Generator(device=x.device)
+        if self.seed is None:
+            gen.seed()  # non-deterministic, leaves the global RNG alone
+        else:
+            gen.manual_seed(self.seed)
+
+        with model_guard(self.model):
+            num_classes = self._num_classes(x)
+            check_label_range(y, num_classes)
+            spec, target_labels = _resolve_target(target, y, num_classes)
+            aux = self._prepare(x, y, gen, **kwargs)
+            x_adv = torch.empty_like(x)
+            iterations = torch.zeros(n, dtype=torch.int64, device=x.device)
+            adv_labels = torch.empty(n, dtype=torch.int64, device=x.device)
+            bar = tqdm(total=n, desc=self.name, unit="img", disable=not self.progress,
+                       leave=False)
+            try:
+                for s in range(0, n, self.batch_size):
+                    sl = slice(s, s + self.batch_size)
+                    tb = None if target_labels is None else target_labels[sl]
+                    auxb = {k: v[sl] for k, v in aux.items()}
+                    with torch.enable_grad():
+                        xb, it = self._attack_batch(x[sl], y[sl], tb, auxb, gen)
+                    xb = xb.detach().clamp(0.0, 1.0)
+                    x_adv[sl] = xb
+                    iterations[sl] = it
+                    with torch.no_grad():
+                        adv_labels[sl] = self.model(xb).argmax(dim=1)
+                    bar.update(xb.shape[0])
+            finally:
+                bar.close()
+
+        if target_labels is None:
+            success = adv_labels != y
+        else:
+            success = adv_labels == target_labels
+        l0, l2, linf = perturbation_norms(x, x_adv)
+        return AttackResult(
+            x_adv=x_adv, success=success, y=y, adv_labels=adv_labels, l0=l0, l2=l2,
+            linf=linf, iterations=iterations, seconds=time.perf_counter() - start,
+            attack=self.name, params=self.get_params(), target=spec,
+            target_labels=target_labels, mask=aux.get("mask"),
+        )
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _prepare(
+        self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, **kwargs: Any
+    ) -> dict[str, torch.Tensor]:
+        """Per-sample auxiliary tensors (first dim N), sliced per batch. Default: none."""
+        if kwargs:
+            raise InputError(
+                f"attack {self.name!r} takes no extra call arguments, got {sorted(kwargs)}"
+            )
+        return {}
+
+    def _attack_batch(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+        aux: dict[str, torch.Tensor], gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attack one batch; return adversarial images and iterations per sample."""
+        raise NotImplementedError
+
+    def _num_classes(self, x: torch.Tensor) -> int:
+        with torch.no_grad():
+            out = self.model(x[:1])
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputError(
+                f"the model must return N×K logits with K >= 2, got {shape}; wrap it so "
+                "that forward() returns the logits tensor"
+            )
+        return int(out.shape[1])
+
+
+def _resolve_target(
+    target: Any, y: torch.Tensor, num_classes: int
+) -> tuple[str | None, torch.Tensor | None]:
+    """Turn a target spec into (spec name, int64 target labels or None)."""
+    if target is None:
+        return None, None
+    if isinstance(target, str):
+        if target == "first":
+            return "first", torch.zeros_like(y)
+        if target == "next":
+            return "next", (y + 1) % num_classes
+        raise InputError(
+            f"unknown target {target!r}; use None (untargeted), 'first', 'next' or labels"
+        )
+    if isinstance(target, bool):
+        raise InputError("target must be None, 'first', 'next', an int or an int tensor")
+    if isinstance(target, int):
+        labels = torch.full_like(y, target)
+    elif isinstance(target, torch.Tensor):
+        if target.dim() == 0:
+            target = target.reshape(1).expand(y.shape[0])
+        labels = check_labels(target, y.shape[0], y.device, name="target")
+    else:
+        raise InputError(
+            f"target must be None, 'first', 'next', an int or an int tensor, got "
+            f"{type(target).__name__}"
+        )
+    check_label_range(labels, num_classes, name="target")
+    return "custom", labels
+
+
+def names() -> list[str]:
+    """Registered attack names, e.g. ``['fgsm', 'bim', 'cw-l2', ...]``."""
+    return ATTACKS.names()
+
+
+def get(name: str, model: nn.Module, **params: Any) -> Attack:
+    """Build the attack registered as ``name`` on ``model`` with ``params``.
+
+    Raises
+    ------
+    RegistryError
+        ``name`` is not a registered attack.
+    InputError
+        A parameter is unknown or invalid.
+    """
+    if not isinstance(name, str):
+        raise RegistryError(f"attack name must be a string, got {name!r}")
+    cls = ATTACKS.get(name)
+    known = cls.param_names()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InputError(
+            f"unknown parameter(s) {unknown} for attack {name!r}; valid: {', '.join(known)}"
+        )
+    return cls(model, **params)
