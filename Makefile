@@ -24,7 +24,8 @@ export MPLBACKEND ?= Agg
 
 help:
 	@echo "make demo   - create .venv, install deepscope, run the demo (writes report/index.html)"
-	@echo "make test   - create .venv, install with dev extras, run ruff and the test suite"
+	@echo "make test   - create .venv, install with dev extras (and the peer packages the tests"
+	@echo "              compare against), run ruff and the test suite"
 	@echo "make bench  - run the benchmarks (slow; writes bench/results/)"
 
 $(VENV)/.core-installed: pyproject.toml constraints.txt
@@ -42,13 +43,13 @@ $(VENV)/.baselines-installed: $(VENV)/.dev-installed
 	$(PIP_INSTALL) -e '.[dev,baselines]'
 	touch $@
 
-demo: $(VENV)/.core-installed
+demo: $(VENV)/.baselines-installed
 	$(VENV)/bin/deepscope demo --out report
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check deepscope tests bench
 
-test: $(VENV)/.dev-installed lint
+test: $(VENV)/.baselines-installed lint
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.baselines-installed

@@ -21,17 +21,18 @@ def list_datasets(
     for name in ds_data.names():
         statuses = ds_data.verify(name)
         counts = {s: sum(f.status == s for f in statuses) for s in ("ok", "missing", "corrupt")}
-        rows.append({"dataset": name, "files": len(statuses), **counts})
+        rows.append({"dataset": name, "files": len(statuses), **counts,
+                     "description": ds_data.DATASETS.get(name).description})
     if json_out:
         print_json({"data_dir": str(ds_data.data_dir()), "datasets": rows})
         return
     table = Table(title=f"datasets in {ds_data.data_dir()}")
-    for col in ("dataset", "files", "ok", "missing", "corrupt"):
-        table.add_column(col, justify="left" if col == "dataset" else "right")
+    cols = ("dataset", "files", "ok", "missing", "corrupt", "description")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("dataset", "description") else "right")
     for r in rows:
         style = "red" if r["corrupt"] else ("yellow" if r["missing"] else "green")
-        table.add_row(*(str(r[c]) for c in ("dataset", "files", "ok", "missing", "corrupt")),
-                      style=style)
+        table.add_row(*(str(r[c]) for c in cols), style=style)
     console.print(table)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from deepscope import __version__
-from deepscope.cli import data_cmd, model_cmd
+from deepscope.cli import attack_cmd, data_cmd, explain_cmd, model_cmd
 from deepscope.cli._common import console, user_errors
 
 app = typer.Typer(
@@ -20,13 +20,15 @@ app = typer.Typer(
 app.add_typer(data_cmd.app, name="data")
 app.command("train")(model_cmd.train)
 app.command("evaluate")(model_cmd.evaluate)
+app.command("attack")(attack_cmd.attack)
+app.command("explain")(explain_cmd.explain_cmd)
 
 
 @app.command("demo")
 @user_errors
 def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder."),
-    arch: str = typer.Option("cnn-100k", help="Zoo architecture to train."),
+    arch: str = typer.Option("mlp-100k", help="Zoo architecture to train."),
     epochs: int = typer.Option(4, min=1, help="Maximum epochs per model."),
     seed: int = typer.Option(0, help="Random seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),

@@ -57,6 +57,22 @@ def check_compatible(model: torch.nn.Module, arch: str, dataset: ds_data.Dataset
         )
 
 
+def refuse_existing(*paths: Path, overwrite: bool) -> None:
+    """Raise :class:`InputError` if an output file exists and ``overwrite`` is off."""
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} already exists; pass --overwrite or choose another path")
+
+
+def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress: bool
+                        ) -> tuple[models.Checkpoint, ds_data.Dataset]:
+    """Load a checkpoint and a dataset split, and check that they fit together."""
+    ckpt = models.load_checkpoint(checkpoint)
+    ds = ds_data.load(dataset, split, progress=progress)
+    check_compatible(ckpt.model, ckpt.arch, ds)
+    return ckpt, ds
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
@@ -76,9 +92,7 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Train a zoo architecture on a dataset and save an atomic, safe-to-load checkpoint."""
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} already exists; pass --overwrite to replace it or choose "
-                         f"another --out")
+    refuse_existing(out, overwrite=overwrite)
     spec = models.zoo.spec(arch)
     train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
     test_ds = ds_data.load(dataset, "test", progress=not quiet)
@@ -133,9 +147,9 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Evaluate a checkpoint: overall and per-label accuracy, optional confusion-matrix PNG."""
-    ckpt = models.load_checkpoint(checkpoint)
-    ds = _limited(ds_data.load(dataset, split, progress=not quiet and not json_out), limit, 0)
-    check_compatible(ckpt.model, ckpt.arch, ds)
+    ckpt, ds = load_model_and_data(checkpoint, dataset, split,
+                                   progress=not quiet and not json_out)
+    ds = _limited(ds, limit, 0)
     evaluation = models.evaluate(ckpt.model, ds)
     if confusion is not None:
         from deepscope.report import plots

@@ -42,7 +42,7 @@ def trained_checkpoint(tmp_path_factory) -> Path:
         pytest.skip("real datasets not available")
     out = tmp_path_factory.mktemp("ckpt") / "mnist-mlp.pt"
     result = CliRunner().invoke(app, [
-        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "1", "--limit", "3000",
+        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "3", "--limit", "3000",
         "--out", str(out), "--quiet", "--json",
     ])
     assert result.exit_code == 0, result.output
@@ -93,7 +93,7 @@ def test_train_and_evaluate_round_trip(runner, trained_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["n"] == 2000
-    assert payload["accuracy"] > 0.8  # one epoch on 2.7k images of a 100k-weight MLP
+    assert payload["accuracy"] > 0.8  # 3 epochs on 2.7k images of a 100k-weight MLP
     assert set(payload["per_label"]) == {str(d) for d in range(10)}
     counts = [sum(row) for row in payload["confusion"]]
     per_label_from_confusion = [payload["confusion"][i][i] / counts[i] for i in range(10)]
@@ -148,3 +148,62 @@ def test_console_script_entry_point_runs():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("deepscope ")
+
+
+def test_attack_writes_npz_grid_and_summary(runner, trained_checkpoint, tmp_path):
+    import numpy as np
+
+    out = tmp_path / "adv" / "fgsm.npz"
+    result = runner.invoke(app, [
+        "attack", str(trained_checkpoint), "--dataset", "mnist", "--attack", "fgsm",
+        "--param", "eps=0.3", "--n", "20", "--out", str(out), "--json", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["n"] == 20 and summary["success_rate"] > 0.5
+    assert summary["mean_linf"] <= 0.3 + 1e-6
+    with np.load(out, allow_pickle=False) as npz:
+        assert npz["x_adv"].shape == (20, 1, 28, 28)
+        assert np.abs(npz["x_adv"] - npz["x"]).max() <= 0.3 + 1e-6
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    again = runner.invoke(app, [
+        "attack", str(trained_checkpoint), "--dataset", "mnist", "--attack", "fgsm",
+        "--n", "5", "--out", str(out), "--quiet",
+    ])
+    _assert_one_line_error(again, "already exists")
+
+
+def test_attack_rejects_unknown_attack_and_parameter(runner, trained_checkpoint, tmp_path):
+    out = str(tmp_path / "a.npz")
+    bad_name = runner.invoke(app, ["attack", str(trained_checkpoint), "--dataset", "mnist",
+                                   "--attack", "deepfool", "--out", out])
+    _assert_one_line_error(bad_name, "deepfool")
+    bad_param = runner.invoke(app, ["attack", str(trained_checkpoint), "--dataset", "mnist",
+                                    "--attack", "fgsm", "--param", "epsilon=0.1", "--out", out])
+    _assert_one_line_error(bad_param, "epsilon")
+
+
+def test_explain_writes_npz_overlays_and_top_features(runner, trained_checkpoint, tmp_path):
+    out = tmp_path / "exp" / "dmm.npz"
+    result = runner.invoke(app, [
+        "explain", str(trained_checkpoint), "--dataset", "mnist", "--method", "dmm-men",
+        "--class", "1", "--n", "6", "--k", "5", "--out", str(out), "--json", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["n"] == 6 and summary["class_name"] == "1"
+    top = summary["top_features"]
+    assert len(top) == 6 and all(len(row) == 5 and len(set(row)) == 5 for row in top)
+    assert all(0 <= f < 196 for row in top for f in row)  # 2×2 cells of a 28×28 image
+    from deepscope.explain import load_npz
+
+    assert load_npz(out).top_features(5).tolist() == top
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_rejects_a_class_out_of_range(runner, trained_checkpoint, tmp_path):
+    result = runner.invoke(app, [
+        "explain", str(trained_checkpoint), "--dataset", "mnist", "--class", "12",
+        "--out", str(tmp_path / "e.npz"), "--quiet",
+    ])
+    _assert_one_line_error(result, "--class")

@@ -1,0 +1,103 @@
+"""``deepscope attack``: run an adversarial attack on a checkpoint and save the results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import typer
+from rich.table import Table
+
+from deepscope import attacks, models
+from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
+from deepscope.errors import InputError
+
+
+def parse_params(items: list[str]) -> dict[str, object]:
+    """Parse ``key=value`` strings; values become int, float, bool or stay strings."""
+    params: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param expects key=value, got {item!r}")
+        value: object
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
+@user_errors
+def attack(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `deepscope train`."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset the model was trained on."),
+    name: str = typer.Option(..., "--attack", "-a",
+                             help="Attack: " + ", ".join(attacks.names()) + "."),
+    target: str = typer.Option("none", help="none (untargeted), first (label 0) or next "
+                                            "(true label + 1)."),
+    n: int = typer.Option(100, min=1, help="Number of correctly classified inputs to attack."),
+    split: str = typer.Option("test", help="Split to take inputs from."),
+    param: list[str] = typer.Option([], "--param", "-p",
+                                    help="Attack parameter key=value (repeatable), e.g. eps=0.1."),
+    seed: int = typer.Option(0, help="Random seed (input choice and the attack's randomness)."),
+    out: Path = typer.Option(Path("adversarial.npz"), "--out", "-o", help="Output .npz file."),
+    grid: Path | None = typer.Option(None, help="PNG grid of originals, adversarials and "
+                                                "perturbations (default: next to --out)."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Attack N correctly classified inputs and write adversarials (.npz), a summary and a grid."""
+    targets = {"none": None, "untargeted": None, "first": "first", "next": "next"}
+    if target not in targets:
+        raise InputError(f"--target must be one of none, first, next; got {target!r}")
+    grid = grid or out.with_suffix(".png")
+    refuse_existing(out, grid, overwrite=overwrite)
+    ckpt, ds = load_model_and_data(checkpoint, dataset, split,
+                                   progress=not quiet and not json_out)
+    params = {"seed": seed, "progress": not quiet and not json_out, **parse_params(param)}
+    atk = attacks.get(name, ckpt.model, **params)
+
+    # Attack inputs the model gets right, in a seeded random order.
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    pred = models.predict_logits(ckpt.model, ds.x[order[: min(len(ds), 4 * n)]]).argmax(1)
+    chosen = order[: len(pred)][pred == ds.y[order[: len(pred)]]][:n]
+    if len(chosen) == 0:
+        raise InputError("the model classifies none of the sampled inputs correctly")
+    x, y = ds.x[chosen], ds.y[chosen]
+    call_kwargs = {}
+    if "boxes" in type(atk).param_names():  # attacks confined to landmark regions (glasses)
+        if "boxes" not in ds.extras:
+            raise InputError(f"attack {name!r} needs landmark boxes; dataset {dataset!r} has "
+                             f"none (use att-faces with its landmarks file)")
+        call_kwargs["boxes"] = ds.extras["boxes"][chosen]
+    result = atk(x, y, target=targets[target], **call_kwargs)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    attacks.save_npz(result, out, x=x, overwrite=overwrite)
+    fig = attacks.plot_grid(x, result.x_adv, labels=y.tolist(),
+                            adv_labels=result.adv_labels.tolist(), class_names=ckpt.classes,
+                            title=f"{name} ({target})")
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(grid, dpi=120, bbox_inches="tight")
+    summary = {**result.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
+               "npz": str(out), "grid": str(grid)}
+    if json_out:
+        print_json(summary)
+        return
+    table = Table(title=f"{name} on {ckpt.arch} ({dataset}/{split}, target {target})")
+    for col in ("inputs", "success", "mean L0", "mean L2", "mean L∞", "s / 100 img"):
+        table.add_column(col, justify="right")
+
+    def fmt(v):
+        return "—" if v is None else f"{v:.3g}"
+
+    table.add_row(str(summary["n"]), f"{summary['success_rate']:.1%}", fmt(summary["mean_l0"]),
+                  fmt(summary["mean_l2"]), fmt(summary["mean_linf"]),
+                  f"{summary['seconds_per_100']:.2f}")
+    console.print(table)
+    console.print(f"adversarials: {out}; grid: {grid}")
