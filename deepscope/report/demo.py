@@ -218,7 +218,7 @@ def _explanation_section(report: HtmlReport, model: torch.nn.Module, test: ds_da
     x = test.x[idx]
     runs = rx.explain_side_by_side(model, x, cfg.bug_label, seed=cfg.seed)
     sec = report.section(
-        "Why the buggy model says " + repr(label_name),
+        f"Why the buggy model says {label_name}",
         f"Black-box explanations of {len(x)} test images the buggy model correctly assigns to "
         f"label {label_name}: the top-{cfg.explain_k} 2×2-pixel cells (red) that push its "
         f"probability up. DMM-MEN fits one Bayesian mixture of elastic-net regressions on all "

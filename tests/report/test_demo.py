@@ -26,7 +26,7 @@ def test_demo_report_shows_the_injected_underfitting_bug(tmp_path):
 
     html = result.report.read_text()
     for heading in ("Setup", "Per-label accuracy", "Confusion matrices", "Training",
-                    "Why the buggy model says &#x27;5&#x27;"):
+                    "Why the buggy model says 5"):
         assert f"<h2>{heading}</h2>" in html, heading
     assert html.count("data:image/png;base64,") >= 6
     for method in ("dmm-men", "lime", "kernel-shap"):
