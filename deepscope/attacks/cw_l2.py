@@ -31,9 +31,11 @@ class CarliniWagnerL2(Attack):
     steps each, all starting from ``x``. The smallest-L2 adversarial seen (margin ≥ κ and > 0)
     is returned; failures return ``x``.
 
-    Early abort (per sample): every ``ceil(steps / 10)`` steps the sample's loss must have
-    dropped below 0.9999 of its value at the previous check, otherwise that sample stops for
-    this binary-search step. Aborted samples leave the batch, so later steps cost less.
+    Early abort (per sample): every ``max(10, ceil(steps / 10))`` steps the sample's loss must
+    have dropped below 0.9999 of its value at the previous check, otherwise that sample stops
+    for this binary-search step. Aborted samples leave the batch, so later steps cost less.
+    (The reference code checks every ``steps / 10`` steps, meant for 10,000 steps; with few
+    steps that interval is so short that Adam's normal oscillation aborts samples early.)
 
     Parameters
     ----------
@@ -91,7 +93,7 @@ class CarliniWagnerL2(Attack):
         best = x.clone()
         best_l2 = torch.full_like(const, math.inf)
         iters = torch.zeros(n, dtype=torch.int64, device=x.device)
-        check_every = max(1, math.ceil(self.steps / 10))
+        check_every = max(10, math.ceil(self.steps / 10))
 
         for bs in range(self.binary_search_steps):
             if self.binary_search_steps >= 10 and bs == self.binary_search_steps - 1:
