@@ -52,8 +52,12 @@ lint: $(VENV)/.dev-installed
 test: $(VENV)/.baselines-installed lint
 	$(VENV)/bin/pytest -q
 
+# Slow (about two hours on 2 CPU cores): trains the zoo, then runs every comparison.
 bench: $(VENV)/.baselines-installed
 	$(PY) bench/train_zoo.py
+	$(PY) bench/bug_severity.py
+	$(PY) bench/attacks.py
+	$(PY) bench/explain_table.py
 
 bench-train-zoo: $(VENV)/.core-installed
 	$(PY) bench/train_zoo.py
