@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from deepscope._atomic import atomic_write
 from deepscope._typing import PathType
 from deepscope.attacks.base import AttackResult
 from deepscope.errors import InputError
@@ -72,16 +71,8 @@ def save_npz(
                              "(the attacked inputs)")
         arrays["x"] = _np(x)
     arrays["summary_json"] = np.array(json.dumps(result.to_dict()))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            (np.savez_compressed if compress else np.savez)(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
     return path
 
 

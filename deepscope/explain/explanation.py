@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deepscope._atomic import atomic_write
 from deepscope.errors import InputError
 
 PathType = str | os.PathLike
@@ -195,15 +195,8 @@ def save_npz(explanation: Explanation, path: PathType) -> Path:
     }
     if explanation.component is not None:
         arrays["component"] = explanation.component
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez_compressed(fh, **arrays)
     return path
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepscope._atomic import default_file_mode
 from deepscope._typing import PathType
 from deepscope.errors import CheckpointError, DeepscopeError, InputError
 from deepscope.models import zoo
@@ -115,18 +116,11 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def _default_mode() -> int:
-    """Permissions a plain ``open(path, "w")`` would give: 0666 minus the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _atomic_torch_save(obj: Any, path: Path, overwrite: bool) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
-        os.chmod(fd, _default_mode())  # mkstemp makes 0600 files; use the usual permissions
+        os.chmod(fd, default_file_mode())  # mkstemp makes 0600 files; use the usual permissions
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

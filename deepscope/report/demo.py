@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from deepscope import data as ds_data
+from deepscope._atomic import atomic_write
 from deepscope import models
 from deepscope.report import plots
 from deepscope.report.html import HtmlReport
@@ -202,9 +203,8 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
         extra={"config": cfg.to_dict(), "bug": recipe.to_dict(),
                "buggy_train_label_accuracy": float(tr_b.per_label[cfg.bug_label])},
     )
-    summary_tmp = out / ".summary.json.tmp"
-    summary_tmp.write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
-    summary_tmp.replace(out / "summary.json")
+    with atomic_write(out / "summary.json", binary=False) as fh:
+        fh.write(json.dumps(result.to_dict(), indent=2, default=_json_default))
     log(("replaced" if existed else "wrote") + f" {path} in {seconds:.0f} s")
     return result
 

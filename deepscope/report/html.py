@@ -6,11 +6,10 @@ import base64
 import datetime as _dt
 import html
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deepscope._atomic import atomic_write
 from deepscope._typing import PathType
 
 _CSS = """
@@ -111,12 +110,6 @@ class HtmlReport:
         """Write the page atomically (temporary file + rename) and return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.render())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, binary=False) as fh:
+            fh.write(self.render())
         return path
