@@ -1,0 +1,132 @@
+"""``deepscope diagnose`` and ``deepscope repair`` (MODE).
+
+Both commands use the MODE protocol split of the *whole* dataset (official train + test
+images): ``deepscope.data.mode_split(load(D, "all"), seed=--seed)`` = 30 % train, 10 %
+validation, 10 % test, 50 % bug-fixing pool. ``diagnose`` compares the train part with the test
+part; ``repair`` selects from the pool part, replays the train part, decides "fixed" on the
+validation part and reports on the test part. Use the same ``--seed`` the model's training data
+came from (``bench/mode_table.py`` trains its buggy models on that train part).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from deepscope import data as ds_data
+from deepscope import debug, models
+from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli.model_cmd import _limited, check_compatible, refuse_existing
+from deepscope.errors import InputError
+
+_SPLIT_HELP = ("Data: the MODE split (30% train / 10% validation / 10% test / 50% pool) of the "
+               "whole dataset, seeded by --seed.")
+
+
+def _load_all(dataset: str, *, progress: bool) -> ds_data.Dataset:
+    """Every image of ``dataset`` (official train + test); tests replace this with a slice."""
+    return ds_data.load(dataset, "all", progress=progress)
+
+
+def _split(checkpoint: Path, dataset: str, seed: int, limit: int | None, progress: bool
+           ) -> tuple[models.Checkpoint, ds_data.ModeSplit]:
+    ckpt = models.load_checkpoint(checkpoint)
+    ds = _limited(_load_all(dataset, progress=progress), limit, seed)
+    check_compatible(ckpt.model, ckpt.arch, ds)
+    return ckpt, ds_data.mode_split(ds, seed=seed)
+
+
+@user_errors
+def diagnose_cmd(
+    checkpoint: Path = typer.Argument(..., help="Model checkpoint (e.g. from `deepscope train`)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name. " + _SPLIT_HELP),
+    seed: int = typer.Option(0, help="Seed of the MODE split."),
+    threshold: float = typer.Option(0.05, help="Under-fitting: both accuracies this far below "
+                                               "the mean per-label accuracy."),
+    overfit_gap: float = typer.Option(0.05, help="Over-fitting: train-test gap this far above "
+                                                 "the median gap."),
+    limit: int | None = typer.Option(None, help="Use a stratified slice of N images."),
+    json_out: bool = typer.Option(False, "--json", help="Print the diagnosis as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Find labels with under-fitting or over-fitting bugs (train part vs test part)."""
+    ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
+    diag = debug.diagnose(ckpt.model, split.train, split.test, threshold=threshold,
+                          overfit_gap=overfit_gap)
+    if json_out:
+        print_json({**diag.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
+                    "seed": seed})
+        return
+    table = Table(title=f"per-label accuracy of {ckpt.arch} ({dataset}, MODE split seed {seed})")
+    for col in ("label", "class", "train", "test", "bug"):
+        table.add_column(col)
+    for i, (a, b) in enumerate(zip(diag.train_per_label, diag.test_per_label, strict=True)):
+        bug = diag.bug_for(i)
+        table.add_row(str(i), diag.classes[i], f"{a:.1%}", f"{b:.1%}",
+                      f"[bold red]{bug.kind}[/]" if bug else "")
+    console.print(table)
+    if not diag.bugs:
+        console.print("no per-label bug found")
+    for bug in diag.bugs:
+        console.print(f"label {bug.label}: {bug.kind} — {bug.evidence}")
+
+
+@user_errors
+def repair_cmd(
+    checkpoint: Path = typer.Argument(..., help="Model checkpoint to repair (never modified)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name. " + _SPLIT_HELP +
+                                " Pool = the 50% part, replay = train part, 'fixed' judged on "
+                                "the validation part, reported on the test part."),
+    label: int = typer.Option(..., "--label", "-l", help="The buggy label."),
+    kind: str = typer.Option(..., "--kind", "-k", help="underfit or overfit."),
+    strategy: str = typer.Option("auto", "--strategy", "-s",
+                                 help="Selection: " + ", ".join(debug.selection.names()) + "."),
+    budget: int = typer.Option(20000, min=1, help="Maximum pool samples added."),
+    batch: int = typer.Option(2000, min=1, help="Samples added per round (25% selected)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Repaired checkpoint to write (must not "
+                                                      "exist)."),
+    seed: int = typer.Option(0, help="Seed of the MODE split, selection and fine-tuning."),
+    limit: int | None = typer.Option(None, help="Use a stratified slice of N images."),
+    full_budget: bool = typer.Option(False, help="Spend the whole budget even once fixed."),
+    checkpoint_dir: Path | None = typer.Option(None, help="Folder for resumable state; rerun "
+                                                          "with it to continue."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Repair a per-label bug by MODE input selection + fine-tuning; save the repaired copy."""
+    if kind not in debug.diagnosis.KINDS:
+        raise InputError(f"--kind must be one of {', '.join(debug.diagnosis.KINDS)}, got "
+                         f"{kind!r}")
+    debug.STRATEGIES.get(strategy)
+    refuse_existing(out, overwrite=False)
+    ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
+    if not 0 <= label < split.train.num_classes:
+        raise InputError(f"--label must be in [0, {split.train.num_classes}), got {label}")
+    ev = models.evaluate(ckpt.model, split.train)
+    bug = debug.Bug(label, kind, float(ev.per_label[label]),
+                    float(models.evaluate(ckpt.model, split.test).per_label[label]),
+                    "given on the command line", 0.0)
+    result = debug.repair(ckpt.model, bug, split.pool, budget, strategy=strategy, seed=seed,
+                          batch=batch, train=split.train, validation=split.validation,
+                          test=split.test, until_fixed=not full_budget,
+                          checkpoint_dir=checkpoint_dir, progress=not quiet and not json_out)
+    models.save_checkpoint(out, result.model, arch=ckpt.arch, classes=ckpt.classes,
+                           config=dict(ckpt.config),
+                           metadata={**dict(ckpt.metadata), "repair": result.to_dict()})
+    summary = {**result.to_dict(), "checkpoint": str(checkpoint), "out": str(out),
+               "dataset": dataset, "seed": seed}
+    if json_out:
+        print_json(summary)
+        return
+    table = Table(title=f"repair of label {label} ({kind}) with {strategy}")
+    for col in ("round", "samples", "model acc (val)", "label acc (val)", "label acc (test)",
+                "seconds"):
+        table.add_column(col, justify="right")
+    for r in result.history:
+        table.add_row(str(r.round), str(r.samples_used), f"{r.model_acc:.1%}",
+                      f"{r.label_acc:.1%}", f"{r.test_label_acc:.1%}", f"{r.seconds:.1f}")
+    console.print(table)
+    state = "fixed" if result.fixed else "not fixed"
+    console.print(f"{state} (target {result.target:.1%} on validation); wrote {out}")

@@ -1,0 +1,34 @@
+"""Feature models: per-layer accuracy, layer choice, hook hygiene."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepscope.debug import FeatureModels
+from deepscope.errors import NotFittedError
+from deepscope.testing.asserts import assert_no_hooks, assert_state_unchanged, model_state
+
+
+def test_feature_models_per_layer_and_choice(buggy, split):
+    model, train = buggy
+    model.train()  # a model left in train mode must come back in train mode
+    before = model_state(model)
+    fm = FeatureModels(seed=0, max_samples=800, epochs=5).fit(model, train, split.validation)
+    assert_no_hooks(model)
+    assert_state_unchanged(model, before)
+    model.eval()
+    assert set(fm.accuracy_) == {"fc1", "fc2"}
+    assert all(0.0 <= a <= 1.0 for a in fm.accuracy_.values())
+    assert max(fm.accuracy_.values()) > 0.5  # far above chance (0.25)
+    best = max(fm.accuracy_.values())
+    first_ok = next(n for n in ("fc1", "fc2") if fm.accuracy_[n] >= best - fm.tolerance)
+    assert fm.layer_ == first_ok
+    assert fm.weights_.shape == (4, 128 if fm.layer_ == "fc1" else 64)
+    forced = FeatureModels(layer="fc2", max_samples=400, epochs=2).fit(model, train)
+    assert forced.layer_ == "fc2" and set(forced.accuracy_) == {"fc2"}
+    assert forced.to_dict()["shape"] == [64]
+
+
+def test_unfitted_raises():
+    with pytest.raises(NotFittedError):
+        FeatureModels().to_dict()
