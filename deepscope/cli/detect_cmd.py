@@ -1,0 +1,216 @@
+"""``deepscope detect``: fit an adversarial-input detector on a checkpoint, then run it.
+
+::
+
+    deepscope detect fit MODEL.pt --dataset att-faces --method ami --out ami.npz
+    deepscope detect run ami.npz MODEL.pt --inputs adversarial.npz --json
+    deepscope detect run ami.npz MODEL.pt --dataset att-faces --split test
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.table import Table
+
+from deepscope import attacks, detect
+from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli.attack_cmd import parse_params
+from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
+from deepscope.errors import InputError
+from deepscope.models import load_checkpoint, predict_logits
+
+app = typer.Typer(help="Detect adversarial inputs (AmI, feature squeezing, both).",
+                  no_args_is_help=True)
+
+METHODS = ("ami", "squeeze", "joint")
+
+
+def _build(method: str, model: torch.nn.Module, target_fpr: float, params: dict[str, Any],
+           seed: int, progress: bool) -> detect.Detector:
+    ami_params = {"seed": seed, "progress": progress, **params}
+    if method == "ami":
+        return detect.AmIDetector(model, target_fpr=target_fpr, **ami_params)
+    if method == "squeeze":
+        return detect.FeatureSqueezingDetector(model, target_fpr=target_fpr, progress=progress,
+                                               **params)
+    if method == "joint":
+        members = [detect.AmIDetector(model, target_fpr=target_fpr, **ami_params),
+                   detect.FeatureSqueezingDetector(model, target_fpr=target_fpr,
+                                                   progress=progress)]
+        return detect.JointDetector(members, target_fpr=target_fpr, seed=seed,
+                                    progress=progress)
+    raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+
+
+def _subset(n: int, limit: int | None, seed: int) -> torch.Tensor:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order if limit is None else order[:limit]
+
+
+@app.command("fit")
+@user_errors
+def fit(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `deepscope train`."),
+    dataset: str = typer.Option("att-faces", "--dataset", "-d",
+                                help="Dataset of benign inputs (AmI needs attribute boxes)."),
+    method: str = typer.Option("ami", "--method", "-m", help="ami, squeeze or joint."),
+    out: Path = typer.Option(..., "--out", "-o", help="Detector file to write (.npz)."),
+    target_fpr: float = typer.Option(0.05, min=0.0, max=1.0,
+                                     help="False-positive rate on benign calibration inputs."),
+    split: str = typer.Option("train", help="Split of benign inputs to fit on."),
+    calib_split: str | None = typer.Option(
+        None, help="Split to calibrate on (default: a held-out 30% of --split)."),
+    limit: int | None = typer.Option(None, min=4, help="Use at most N benign inputs."),
+    param: list[str] = typer.Option([], "--param", "-p",
+                                    help="Detector parameter key=value (repeatable), e.g. "
+                                         "n_pairs=50."),
+    seed: int = typer.Option(0, help="Random seed (subset, pairing, calibration split)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing detector file."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fit a detector on the benign inputs the model classifies correctly and save it."""
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+    refuse_existing(out, overwrite=overwrite)
+    progress = not quiet and not json_out
+    ckpt, ds = load_model_and_data(checkpoint, dataset, split, progress=progress)
+    model = ckpt.model
+    det = _build(method, model, target_fpr, parse_params(param), seed, progress)
+
+    def benign(d):
+        idx = _subset(len(d), limit, seed)
+        pred = predict_logits(model, d.x[idx]).argmax(1)
+        keep = idx[pred == d.y[idx]]
+        if len(keep) < 4:
+            raise InputError(f"only {len(keep)} correctly classified inputs in {d.name}/"
+                             f"{d.split}; a detector needs benign inputs the model gets right")
+        return keep
+
+    keep = benign(ds)
+    x = ds.x[keep]
+    kwargs: dict[str, Any] = {}
+    if calib_split is not None:
+        _, cal = load_model_and_data(checkpoint, dataset, calib_split, progress=progress)
+        kwargs["x_calib"] = cal.x[benign(cal)]
+    if det.takes_boxes:
+        if "boxes" not in ds.extras:
+            raise InputError(f"method {method!r} needs attribute boxes; dataset {dataset!r} "
+                             "has none (use att-faces with its landmarks file, or --method "
+                             "squeeze)")
+        names = ds.info.get("box_names")
+        if isinstance(det, detect.AmIDetector) and names:
+            det.attribute_names = tuple(names)
+        for member in getattr(det, "detectors", []):
+            if isinstance(member, detect.AmIDetector) and names:
+                member.attribute_names = tuple(names)
+        kwargs["groups"] = ds.extras.get("subject", None)
+        if kwargs["groups"] is not None:
+            kwargs["groups"] = kwargs["groups"][keep]
+        det.fit(x, ds.extras["boxes"][keep], **kwargs)
+    else:
+        det.fit(x, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    det.save(out, overwrite=overwrite)
+    summary: dict[str, Any] = {"detector": det.name, "out": str(out), "checkpoint":
+                               str(checkpoint), "dataset": dataset, "split": split,
+                               "n_benign": len(keep), "target_fpr": target_fpr,
+                               "threshold": det.threshold_}
+    ami = det if isinstance(det, detect.AmIDetector) else next(
+        (m for m in getattr(det, "detectors", []) if isinstance(m, detect.AmIDetector)), None)
+    if ami is not None:
+        summary["steering"] = ami.config_.to_dict()
+        summary["witness_counts"] = ami.witnesses_.counts()
+    if json_out:
+        print_json(summary)
+        return
+    console.print(f"fitted [bold]{det.name}[/] on {len(keep)} benign {dataset}/{split} inputs "
+                  f"(target FP {target_fpr:.0%}); wrote {out}")
+    if ami is not None:
+        table = Table(title="AmI witness neurons per layer")
+        table.add_column("attribute")
+        for layer in ami.witnesses_.layers:
+            table.add_column(layer, justify="right")
+        for row, per in ami.witnesses_.counts().items():
+            table.add_row(row, *(str(per[layer]) for layer in ami.witnesses_.layers))
+        console.print(table)
+        cfg = ami.config_
+        console.print(f"steered layers {', '.join(cfg.layers)}; α={cfg.alpha:g}, "
+                      f"β={cfg.beta:g}, ε={cfg.epsilon:g}")
+
+
+@app.command("run")
+@user_errors
+def run(
+    detector: Path = typer.Argument(..., help="Detector file written by `detect fit`."),
+    checkpoint: Path = typer.Argument(..., help="The checkpoint the detector was fitted on."),
+    inputs: Path | None = typer.Option(None, "--inputs", "-i",
+                                       help="Adversarial .npz written by `deepscope attack`."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d",
+                                       help="Or: run on a dataset split (benign inputs)."),
+    split: str = typer.Option("test", help="Split for --dataset."),
+    limit: int | None = typer.Option(None, min=1, help="At most N inputs of --dataset."),
+    seed: int = typer.Option(0, help="Seed of the --limit subset."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Score inputs with a saved detector and report how many it flags."""
+    if (inputs is None) == (dataset is None):
+        raise InputError("pass exactly one of --inputs ADV.npz or --dataset NAME")
+    progress = not quiet and not json_out
+    if dataset is not None:
+        ckpt, ds = load_model_and_data(checkpoint, dataset, split, progress=progress)
+        idx = _subset(len(ds), limit, seed).sort().values
+        x, y = ds.x[idx], ds.y[idx]
+        success = None
+        source = f"{dataset}/{split}"
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        if not inputs.exists():  # type: ignore[union-attr]
+            raise InputError(f"{inputs} does not exist")
+        arrays = attacks.load_npz(inputs)
+        if "x_adv" not in arrays:
+            raise InputError(f"{inputs} has no x_adv array; pass a file written by "
+                             "`deepscope attack`")
+        x = torch.from_numpy(arrays["x_adv"]).float()
+        y = torch.from_numpy(arrays["y"]).long() if "y" in arrays else None
+        success = torch.from_numpy(arrays["success"]).bool() if "success" in arrays else None
+        source = str(inputs)
+    det = detect.Detector.load(detector, ckpt.model, progress=progress)
+    result = det.run(x)
+    summary: dict[str, Any] = {"detector": det.name, "inputs": source, "n": len(result),
+                               "flagged": int(result.flags.sum()), "rate": result.rate,
+                               "threshold": result.threshold, "target_fpr": det.target_fpr}
+    with torch.no_grad():
+        pred = predict_logits(ckpt.model, x).argmax(1)
+    if success is not None and len(success) == len(x):
+        ok = success
+        summary["successful_attacks"] = int(ok.sum())
+        summary["detection_rate"] = (float(result.flags[ok].float().mean())
+                                     if bool(ok.any()) else None)
+    elif y is not None:
+        ok = pred == y
+        summary["correctly_classified"] = int(ok.sum())
+        summary["false_positive_rate"] = (float(result.flags[ok].float().mean())
+                                          if bool(ok.any()) else None)
+    summary["scores"] = [float(v) for v in result.scores]
+    summary["flags"] = [bool(v) for v in result.flags]
+    if json_out:
+        print_json(summary)
+        return
+    table = Table(title=f"{det.name} on {source}")
+    for col in ("inputs", "flagged", "rate", "detection (successful attacks)",
+                "false positives (correct benign)"):
+        table.add_column(col, justify="right")
+
+    def pct(key: str) -> str:
+        v = summary.get(key)
+        return "—" if v is None else f"{v:.1%}"
+
+    table.add_row(str(summary["n"]), str(summary["flagged"]), f"{summary['rate']:.1%}",
+                  pct("detection_rate"), pct("false_positive_rate"))
+    console.print(table)
