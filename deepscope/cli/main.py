@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from deepscope import __version__
-from deepscope.cli import attack_cmd, data_cmd, explain_cmd, model_cmd
+from deepscope.cli import attack_cmd, data_cmd, debug_cmd, detect_cmd, explain_cmd, model_cmd
 from deepscope.cli._common import console, user_errors
 
 app = typer.Typer(
@@ -22,6 +22,9 @@ app.command("train")(model_cmd.train)
 app.command("evaluate")(model_cmd.evaluate)
 app.command("attack")(attack_cmd.attack)
 app.command("explain")(explain_cmd.explain_cmd)
+app.add_typer(detect_cmd.app, name="detect")
+app.command("diagnose")(debug_cmd.diagnose_cmd)
+app.command("repair")(debug_cmd.repair_cmd)
 
 
 @app.command("demo")

@@ -3,7 +3,8 @@
 It trains a small MNIST model twice on the MODE protocol split — once on healthy data and once on
 data with an injected under-fitting bug (one label starved of training samples) — and writes a
 self-contained HTML report that shows what the bug does to the model. Technique sections (MODE,
-AmI, DMM-MEN) are appended by :func:`run_demo` as those packages provide them.
+AmI, DMM-MEN) follow: MODE diagnoses and repairs the bug, DMM-MEN/LIME/KernelSHAP explain the buggy
+model, and AmI vs feature squeezing detect adversarial faces.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class DemoConfig:
     batch_size: int = 128
     explain_inputs: int = 30
     explain_k: int = 20
+    repair: bool = True
+    detection: bool = True
+    detection_epochs: int = 20
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,9 +185,26 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
     else:
         mis.add_text("The buggy model classifies every test image of this label correctly.")
 
+    extra: dict[str, Any] = {}
+    if cfg.repair:
+        from deepscope.report.mode_section import add_mode_section
+
+        log("MODE: diagnosing the buggy model, drawing heat maps and repairing it "
+            "(MODE vs auto vs random)")
+        extra["mode"] = add_mode_section(report, model=buggy, train=buggy_train,
+                                         validation=split.validation, test=split.test,
+                                         pool=split.pool, seed=cfg.seed, progress=progress)
+
     log(f"explaining the buggy model's label-{label_name} decisions with DMM-MEN, LIME and "
         f"KernelSHAP")
     _explanation_section(report, buggy, split.test, cfg, label_name)
+
+    if cfg.detection:
+        from deepscope.report.detect_section import add_detect_section
+
+        log("detecting adversarial faces: AmI vs feature squeezing on AT&T faces")
+        extra["detection"] = add_detect_section(report, seed=cfg.seed, progress=progress,
+                                                log=log, epochs=cfg.detection_epochs)
 
     curves = report.section("Training", "Loss and validation accuracy per epoch.")
     curves.add_figure(plots.training_curve(buggy_hist), "Buggy model.")
@@ -201,7 +222,8 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
         buggy_label_accuracy=float(ev_b.per_label[cfg.bug_label]),
         seconds=seconds,
         extra={"config": cfg.to_dict(), "bug": recipe.to_dict(),
-               "buggy_train_label_accuracy": float(tr_b.per_label[cfg.bug_label])},
+               "buggy_train_label_accuracy": float(tr_b.per_label[cfg.bug_label]),
+               **extra},
     )
     with atomic_write(out / "summary.json", binary=False) as fh:
         fh.write(json.dumps(result.to_dict(), indent=2, default=_json_default))

@@ -16,7 +16,8 @@ DATA = os.environ.get("DEEPSCOPE_DATA", "")
 @pytest.mark.skipif(not (DATA and Path(DATA, "mnist").exists()), reason="needs real MNIST")
 def test_demo_report_shows_the_injected_underfitting_bug(tmp_path):
     messages: list[str] = []
-    cfg = DemoConfig(arch="mlp-100k", epochs=2, bug_label=5, seed=0, explain_inputs=8)
+    cfg = DemoConfig(arch="mlp-100k", epochs=2, bug_label=5, seed=0, explain_inputs=8,
+                     repair=False, detection=False)  # those sections have their own tests
     result = run_demo(tmp_path / "report", cfg, progress=False, log=messages.append)
 
     # The starved label is clearly worse in the buggy model, and the bug stays local.
