@@ -60,6 +60,8 @@ bench: $(VENV)/.baselines-installed
 	$(PY) bench/bug_severity.py
 	$(PY) bench/attacks.py
 	$(PY) bench/explain_table.py
+	$(PY) bench/mode_table.py
+	$(PY) bench/ami_table.py
 
 bench-train-zoo: $(VENV)/.core-installed
 	$(PY) bench/train_zoo.py
