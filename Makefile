@@ -61,6 +61,7 @@ bench: $(VENV)/.baselines-installed
 	$(PY) bench/attacks.py
 	$(PY) bench/explain_table.py
 	$(PY) bench/mode_table.py
+	$(PY) bench/_ami_attacks.py
 	$(PY) bench/ami_table.py
 
 bench-train-zoo: $(VENV)/.core-installed
