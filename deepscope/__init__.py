@@ -3,8 +3,9 @@
 Sub-packages: :mod:`deepscope.data` (datasets), :mod:`deepscope.models` (zoo, training, hooks,
 checkpoints), :mod:`deepscope.debug` (MODE: diagnose and repair per-label bugs),
 :mod:`deepscope.attacks` and :mod:`deepscope.detect` (adversarial inputs; AmI),
-:mod:`deepscope.explain` (DMM-MEN, LIME, KernelSHAP) and :mod:`deepscope.report`. Import them
-explicitly (``from deepscope import debug``); this module stays thin so ``import deepscope`` is fast.
+:mod:`deepscope.explain` (DMM-MEN, LIME, KernelSHAP) and :mod:`deepscope.report`. Import
+them explicitly (``from deepscope import debug``); this module stays thin so that
+``import deepscope`` is fast.
 """
 
 from deepscope.errors import DeepscopeError
