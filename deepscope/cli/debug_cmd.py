@@ -92,6 +92,8 @@ def repair_cmd(
     full_budget: bool = typer.Option(False, help="Spend the whole budget even once fixed."),
     checkpoint_dir: Path | None = typer.Option(None, help="Folder for resumable state; rerun "
                                                           "with it to continue."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out file (never the "
+                                               "checkpoint being repaired)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -100,7 +102,10 @@ def repair_cmd(
         raise InputError(f"--kind must be one of {', '.join(debug.diagnosis.KINDS)}, got "
                          f"{kind!r}")
     debug.STRATEGIES.get(strategy)
-    refuse_existing(out, overwrite=False)
+    if out.resolve() == checkpoint.resolve():
+        raise InputError(f"--out {out} is the checkpoint being repaired; write the repaired "
+                         "model to another path")
+    refuse_existing(out, overwrite=overwrite)
     ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
     if not 0 <= label < split.train.num_classes:
         raise InputError(f"--label must be in [0, {split.train.num_classes}), got {label}")
@@ -114,7 +119,8 @@ def repair_cmd(
                           checkpoint_dir=checkpoint_dir, progress=not quiet and not json_out)
     models.save_checkpoint(out, result.model, arch=ckpt.arch, classes=ckpt.classes,
                            config=dict(ckpt.config),
-                           metadata={**dict(ckpt.metadata), "repair": result.to_dict()})
+                           metadata={**dict(ckpt.metadata), "repair": result.to_dict()},
+                           overwrite=overwrite)
     summary = {**result.to_dict(), "checkpoint": str(checkpoint), "out": str(out),
                "dataset": dataset, "seed": seed}
     if json_out:

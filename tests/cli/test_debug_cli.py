@@ -65,6 +65,13 @@ def test_repair_writes_checkpoint_and_refuses_overwrite(fake_loader, checkpoint,
     assert any(not torch.equal(v, repaired.model.state_dict()[k]) for k, v in original.items())
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "already exists" in again.output
+    replaced = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    onto_input = CliRunner().invoke(app, [*args[:-4], "--out", str(checkpoint), "--overwrite",
+                                          "--json", "--quiet"])
+    assert onto_input.exit_code == 2 and "being repaired" in onto_input.output
+    assert torch.equal(next(iter(models.load_checkpoint(checkpoint).model.state_dict().values())),
+                       next(iter(original.values())))
 
 
 @pytest.mark.parametrize("extra, message", [
