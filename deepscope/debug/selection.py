@@ -43,6 +43,7 @@ from deepscope.errors import InputError
 from deepscope.models import hooks
 from deepscope.models._util import model_device, model_dtype, preserved_state
 from deepscope.models.bugs import kmeans
+from deepscope.models.train import predict_logits, predict_proba
 from deepscope.registry import Registry
 
 __all__ = ["STRATEGIES", "PoolContext", "names", "select"]
@@ -112,11 +113,7 @@ class PoolContext:
         x, y = self.analysis.x[order], self.analysis.y[order].cpu()
         feats = extract(self.model, fm.layer_, x, batch_size=self.batch_size)
         # the subsets follow the *model's* predictions (its bug), not the feature model's
-        with preserved_state(self.model), torch.no_grad():
-            self.model.eval()
-            pred = torch.cat([self.model(x[i:i + self.batch_size].to(
-                model_device(self.model), model_dtype(self.model))).argmax(1).cpu()
-                for i in range(0, len(x), self.batch_size)])
+        pred = predict_logits(self.model, x, batch_size=self.batch_size).argmax(1).cpu()
         L = self.label
         correct = (y == L) & (pred == L)
         if self.kind == "underfit":
@@ -189,15 +186,10 @@ class PoolContext:
         """Probabilities of pool inputs ``index`` under the model *being repaired* (or the
         original model before the first round)."""
         model = self.current if self.current is not None else self.model
-        dev, dtype = model_device(model), model_dtype(model)
         x = self.pool.x[torch.from_numpy(np.asarray(index, dtype=np.int64))]
-        outs = []
-        with preserved_state(model), torch.no_grad():
-            model.eval()
-            for i in range(0, len(x), self.batch_size):
-                outs.append(torch.softmax(model(x[i:i + self.batch_size].to(dev, dtype)).float(),
-                                          1).cpu())
-        return torch.cat(outs).numpy() if outs else np.zeros((0, self.num_classes))
+        if len(x) == 0:
+            return np.zeros((0, self.num_classes))
+        return predict_proba(model, x, batch_size=self.batch_size).float().cpu().numpy()
 
     def to_dict(self) -> dict[str, Any]:
         """Analysis summary (feature models and DHMs), for reports."""
