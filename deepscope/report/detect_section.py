@@ -159,7 +159,7 @@ def add_detect_section(
     from deepscope import attacks
     from deepscope.data import load
     from deepscope.detect import AmIDetector, FeatureSqueezingDetector
-    from deepscope.models import augment, evaluate, fit
+    from deepscope.models import augment, evaluate, fit, predict_logits
 
     if n_attack < 1:
         raise InputError(f"n_attack must be >= 1, got {n_attack}")
@@ -177,8 +177,7 @@ def add_detect_section(
             augment=augment.faces(), seed=seed, progress=progress)
     t_train = time.perf_counter() - t0
     acc = evaluate(model, test).accuracy
-    with torch.no_grad():
-        correct = model(test.x).argmax(1) == test.y
+    correct = predict_logits(model, test.x).argmax(1) == test.y
     first = torch.zeros(len(test), dtype=torch.bool)
     first[::2] = True  # test faces come as (person, image) pairs: fold A = each first image
     x_cal = test.x[first & correct]
