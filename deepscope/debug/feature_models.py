@@ -20,7 +20,8 @@ from torch import nn
 
 from deepscope.errors import InputError, NotFittedError
 from deepscope.models import hooks, zoo
-from deepscope.models._util import as_xy, model_device, model_dtype, preserved_state
+from deepscope.models.execution import model_device, model_dtype, preserved_state
+from deepscope.models.inputs import as_xy
 
 __all__ = ["FeatureModels", "LinearHead", "extract", "fit_softmax"]
 

@@ -41,8 +41,8 @@ from deepscope.debug import heatmaps
 from deepscope.debug.feature_models import FeatureModels, extract
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models._util import model_device, model_dtype, preserved_state
 from deepscope.models.bugs import kmeans
+from deepscope.models.execution import model_device, model_dtype, preserved_state
 from deepscope.models.train import predict_logits, predict_proba
 from deepscope.registry import Registry
 

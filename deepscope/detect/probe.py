@@ -27,7 +27,7 @@ from deepscope.detect.ami.attributes import AttributeSet
 from deepscope.detect.ami.witnesses import WitnessSet, _region_map
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models._util import model_device, preserved_state
+from deepscope.models.execution import model_device, preserved_state
 
 __all__ = ["AttributeProbeResult", "attribute_probe", "descriptor_layer", "remove_attribute"]
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from deepscope.detect.base import DETECTORS, Detector, check_images
 from deepscope.errors import InputError
-from deepscope.models._util import model_device, preserved_state
+from deepscope.models.execution import model_device, preserved_state
 
 __all__ = ["FeatureSqueezingDetector", "median_filter", "reduce_bit_depth"]
 

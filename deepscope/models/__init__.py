@@ -8,7 +8,8 @@ Example
 >>> evaluate(model, test).accuracy                           # doctest: +SKIP
 """
 
-from deepscope.models import augment, bugs, hooks, zoo
+from deepscope.models import augment, bugs, execution, hooks, zoo
+from deepscope.models.execution import batched, inference, preserved_state
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
 from deepscope.models.train import (
     EpochStats,
@@ -26,14 +27,18 @@ __all__ = [
     "EpochStats",
     "Evaluation",
     "augment",
+    "batched",
     "bugs",
     "evaluate",
+    "execution",
     "fit",
     "hooks",
+    "inference",
     "load_checkpoint",
     "load_custom",
     "predict_logits",
     "predict_proba",
+    "preserved_state",
     "save_checkpoint",
     "zoo",
 ]

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deepscope.errors import InputError
-from deepscope.models._util import restore_state, snapshot_state
+from deepscope.models.execution import restore_state, snapshot_state
 
 __all__ = ["capture", "intervene", "layer_names", "resolve", "split"]
 

@@ -34,13 +34,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepscope.errors import InputError, ModelError
-from deepscope.models._util import (
-    as_xy,
-    classes_of,
+from deepscope.models.execution import (
+    batched,
     model_device,
     model_dtype,
-    preserved_state,
+    predict_logits,
+    predict_proba,
 )
+from deepscope.models.inputs import as_xy, classes_of
 
 __all__ = ["EpochStats", "Evaluation", "evaluate", "fit", "predict_logits", "predict_proba"]
 
@@ -138,43 +139,9 @@ def _logits(
     model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
 ) -> torch.Tensor:
     """Logits of ``x`` in eval mode without gradients, on ``device``."""
-    dtype = model_dtype(model)
-    outs = []
-    with preserved_state(model), torch.no_grad():
-        model.eval()
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device=device, dtype=dtype)
-            outs.append(model(xb))
-    return torch.cat(outs)
-
-
-def predict_logits(model: nn.Module, x: Any, *, batch_size: int = 512) -> torch.Tensor:
-    """Logits of a batch of inputs, computed in eval mode without gradients.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The classifier; its training flags are restored afterwards.
-    x : torch.Tensor or Dataset
-        Inputs N×C×H×W (or a Dataset, whose ``x`` is used).
-    batch_size : int
-        Samples per forward pass.
-
-    Returns
-    -------
-    torch.Tensor
-        N×K logits on ``x``'s device, in ``x``'s dtype.
-    """
-    _check_model(model)
-    _check_batch_size(batch_size)
-    xt, _ = as_xy(x, "x")
-    out = _logits(model, xt, batch_size, model_device(model))
-    return out.to(device=xt.device, dtype=xt.dtype)
-
-
-def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 512) -> torch.Tensor:
-    """Softmax probabilities (N×K) of :func:`predict_logits`."""
-    return torch.softmax(predict_logits(model, x, batch_size=batch_size), dim=1)
+    out = batched(model, x, batch_size=batch_size, to=device)
+    assert isinstance(out, torch.Tensor)
+    return out
 
 
 def evaluate(

@@ -35,7 +35,7 @@ from deepscope.detect.base import (
 )
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models._util import model_device, preserved_state
+from deepscope.models.execution import model_device, preserved_state
 
 __all__ = ["AmIDetector", "default_layers", "split_calibration"]
 

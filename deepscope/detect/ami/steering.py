@@ -29,7 +29,7 @@ from torch import nn
 from deepscope.detect.ami.witnesses import WitnessSet
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models._util import model_device, restore_state, snapshot_state
+from deepscope.models.execution import model_device, restore_state, snapshot_state
 
 __all__ = ["SteeredModel", "SteeringConfig", "steer_activation", "steered_margin"]
 

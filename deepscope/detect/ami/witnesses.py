@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from deepscope.detect.ami.attributes import AttributeSet, pair_up, preserve, substitute
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models._util import model_device, preserved_state
+from deepscope.models.execution import model_device, preserved_state
 
 __all__ = ["CRITERIA", "RULES", "WitnessSet", "extract_witness_variants", "extract_witnesses"]
 

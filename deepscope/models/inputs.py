@@ -1,32 +1,12 @@
-"""Private helpers shared by the models package (input checks, devices, model state)."""
+"""Input helpers shared by the techniques: ``(x, y)`` of a Dataset-like object, class names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import nn
 
 from deepscope.errors import InputError
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter (or buffer); CPU for parameter-less models."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """Floating dtype of the model's first floating parameter (float32 if none)."""
-    for t in model.parameters():
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float32
 
 
 def as_xy(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -68,32 +48,3 @@ def _describe(v: Any) -> str:
     if isinstance(v, torch.Tensor):
         return f"tensor of dtype {v.dtype} and shape {tuple(v.shape)}"
     return type(v).__name__
-
-
-ModelState = tuple[list[tuple[nn.Module, bool]], list[tuple[nn.Parameter, bool]]]
-
-
-def snapshot_state(model: nn.Module) -> ModelState:
-    """Record every module's ``training`` flag and every parameter's ``requires_grad``."""
-    modes = [(m, m.training) for m in model.modules()]
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    return modes, grads
-
-
-def restore_state(state: ModelState) -> None:
-    """Put back the ``training`` flags and ``requires_grad`` recorded by :func:`snapshot_state`."""
-    modes, grads = state
-    for m, training in modes:
-        m.training = training
-    for p, requires_grad in grads:
-        p.requires_grad_(requires_grad)
-
-
-@contextmanager
-def preserved_state(model: nn.Module) -> Iterator[None]:
-    """Restore ``training`` flags and ``requires_grad`` on exit, also after an exception."""
-    state = snapshot_state(model)
-    try:
-        yield
-    finally:
-        restore_state(state)

@@ -1,6 +1,6 @@
 """Trained zoo models for the benchmarks: one training recipe per (architecture, dataset), cached.
 
->>> from _zoo_cache import get_trained           # with bench/ on sys.path
+>>> from bench.zoo import get_trained
 >>> model = get_trained("cnn-8k", "mnist")        # trains once (minutes), then loads in a second
 
 Checkpoints live in ``bench/.cache/zoo/`` (git-ignored; override with ``$DEEPSCOPE_BENCH_CACHE``)
@@ -18,13 +18,8 @@ split and are stored in the model's buffers.
 
 from __future__ import annotations
 
-import os
-
-# Must be set before torch loads OpenMP: busy-waiting worker threads make a shared 2-core machine
-# many times slower when other processes compete for the cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import fcntl
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
