@@ -20,17 +20,22 @@ it succeeds with zero perturbation (select such samples out beforehand when that
 
 from __future__ import annotations
 
-import inspect
+import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from deepscope._jsonable import to_jsonable
+from deepscope._persist import read_npz, write_npz
+from deepscope._typing import PathType
 from deepscope.attacks._checks import (
     check_images,
     check_label_range,
@@ -38,6 +43,8 @@ from deepscope.attacks._checks import (
     check_number,
 )
 from deepscope.errors import InputError, RegistryError
+from deepscope.models.execution import batched, inference
+from deepscope.protocol import Params
 from deepscope.registry import Registry
 
 __all__ = [
@@ -52,6 +59,10 @@ __all__ = [
 ]
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+_RESULT_FORMAT = "attack-result"
+_RESULT_ARRAYS = ("x_adv", "success", "y", "adv_labels", "l0", "l2", "linf", "iterations",
+                  "target_labels", "mask")
 
 #: A pixel counts as changed (for L0) when any of its channels moved by more than this.
 L0_TOL = 1e-6
@@ -78,22 +89,12 @@ def perturbation_norms(
 def model_guard(model: nn.Module) -> Iterator[nn.Module]:
     """Run ``model`` in eval mode with frozen parameters; restore both on exit.
 
-    Every parameter's ``requires_grad`` is set to False inside the block (so backward passes
-    compute input gradients only) and restored afterwards, as is ``model.training`` of every
-    submodule, also when the block raises.
+    :func:`deepscope.models.execution.inference` with ``freeze=True`` and the caller's autograd
+    setting: backward passes compute input gradients only, and every submodule's ``training``
+    and every parameter's ``requires_grad`` come back on exit, also when the block raises.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
+    with inference(model, grad=None, freeze=True):
         yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,6 +157,40 @@ class AttackResult:
                 f"success_rate={d['success_rate']:.3f}, mean_l2={l2}, "
                 f"seconds={self.seconds:.3g})")
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: PathType, *, overwrite: bool = False, x: torch.Tensor | None = None,
+             compress: bool = True) -> Path:
+        """Write the result to ``path`` (``.npz``, atomic, no pickle).
+
+        The archive holds ``x_adv``, ``success``, ``y``, ``adv_labels``, ``l0``, ``l2``,
+        ``linf``, ``iterations``, ``target_labels`` (targeted attacks), ``mask`` (masked
+        attacks), ``x`` (the attacked inputs, when given), ``summary_json`` (:meth:`to_dict`)
+        and the JSON header of :mod:`deepscope._persist`. An existing file is refused unless
+        ``overwrite``.
+        """
+        arrays: dict[str, Any] = {k: getattr(self, k) for k in _RESULT_ARRAYS
+                                  if getattr(self, k) is not None}
+        if x is not None:
+            if not isinstance(x, torch.Tensor) or x.shape != self.x_adv.shape:
+                raise InputError(f"x must be a tensor of shape {tuple(self.x_adv.shape)} "
+                                 "(the attacked inputs)")
+            arrays["x"] = x
+        summary = self.to_dict()
+        arrays["summary_json"] = np.array(json.dumps(to_jsonable(summary)))
+        meta = {"attack": self.attack, "target": self.target, "seconds": self.seconds,
+                "params": summary["params"]}
+        return write_npz(path, _RESULT_FORMAT, meta, arrays, overwrite=overwrite,
+                         compress=compress)
+
+    @classmethod
+    def load(cls, path: PathType) -> AttackResult:
+        """Read a result written by :meth:`save` (the inputs ``x``, if saved, are not part of
+        the result: read them with :func:`deepscope.attacks.load_npz`)."""
+        meta, arrays = read_npz(path, _RESULT_FORMAT)
+        tensors = {k: torch.from_numpy(arrays[k]) for k in _RESULT_ARRAYS if k in arrays}
+        return cls(**tensors, seconds=float(meta["seconds"]), attack=str(meta["attack"]),
+                   params=dict(meta.get("params") or {}), target=meta.get("target"))
+
     @property
     def targeted(self) -> bool:
         """Whether the attack aimed at given labels."""
@@ -179,7 +214,7 @@ class AttackResult:
         n = len(self)
         return {
             "attack": self.attack,
-            "params": _jsonable(self.params),
+            "params": to_jsonable(self.params, tensors="shape"),
             "target": self.target,
             "n": n,
             "n_success": int(ok.sum()),
@@ -193,19 +228,7 @@ class AttackResult:
         }
 
 
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        if isinstance(v, torch.Tensor):
-            out[k] = f"tensor{tuple(v.shape)}"
-        elif isinstance(v, (list, tuple)):
-            out[k] = list(v)
-        else:
-            out[k] = v
-    return out
-
-
-class Attack:
+class Attack(Params):
     """Base class of every attack.
 
     Subclasses set :attr:`name`, validate their own parameters in ``__init__`` (keyword-only,
@@ -245,22 +268,6 @@ class Attack:
             check_number("seed", seed, low=0, integer=True)
         self.seed = seed
         self.progress = bool(progress)
-
-    # ------------------------------------------------------------------ parameters
-    @classmethod
-    def param_names(cls) -> list[str]:
-        """Names of the keyword parameters accepted by the constructor."""
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p not in ("self", "model")]
-
-    def get_params(self) -> dict[str, Any]:
-        """The attack's parameters as a dict (what :class:`AttackResult` records)."""
-        return {k: getattr(self, k) for k in self.param_names()}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                         if not isinstance(v, torch.Tensor))
-        return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ the call
     def __call__(
@@ -314,8 +321,7 @@ class Attack:
                     xb = xb.detach().clamp(0.0, 1.0)
                     x_adv[sl] = xb
                     iterations[sl] = it
-                    with torch.no_grad():
-                        adv_labels[sl] = self.model(xb).argmax(dim=1)
+                    adv_labels[sl] = self._labels(xb)
                     bar.update(xb.shape[0])
             finally:
                 bar.close()
@@ -350,9 +356,20 @@ class Attack:
         """Attack one batch; return adversarial images and iterations per sample."""
         raise NotImplementedError
 
+    def _labels(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's labels of ``x`` (no autograd graph)."""
+        return batched(self.model, x, batch_size=self.batch_size).argmax(dim=1)
+
     def _num_classes(self, x: torch.Tensor) -> int:
-        with torch.no_grad():
-            out = self.model(x[:1])
+        try:
+            out = batched(self.model, x[:1])
+        except InputError:
+            raise
+        except RuntimeError as exc:
+            raise InputError(
+                f"the model cannot take inputs of shape {tuple(x.shape[1:])}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise InputError(
@@ -411,10 +428,5 @@ def get(name: str, model: nn.Module, **params: Any) -> Attack:
     if not isinstance(name, str):
         raise RegistryError(f"attack name must be a string, got {name!r}")
     cls = ATTACKS.get(name)
-    known = cls.param_names()
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(
-            f"unknown parameter(s) {unknown} for attack {name!r}; valid: {', '.join(known)}"
-        )
+    cls.check_params(params, what=f"attack {name!r}")
     return cls(model, **params)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from deepscope.attacks._checks import check_number
+from deepscope.attacks._cw import CarliniWagner
 from deepscope.attacks._ops import (
     DEFAULT_TANH_SCALE,
     Rows,
@@ -21,11 +22,11 @@ from deepscope.attacks._ops import (
     tanh_image,
     tanh_start,
 )
-from deepscope.attacks.base import ATTACKS, L0_TOL, Attack
+from deepscope.attacks.base import ATTACKS, L0_TOL
 
 
 @ATTACKS.register("cw-l0")
-class CarliniWagnerL0(Attack):
+class CarliniWagnerL0(CarliniWagner):
     """Iteratively freeze the least useful pixels; the L2 attack works on the others.
 
     Per sample, the *allowed* pixels start as the whole image. Each round:
@@ -50,10 +51,6 @@ class CarliniWagnerL0(Attack):
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Classifier returning logits.
-    confidence : float
-        κ, the margin required of an adversarial example.
     initial_const : float
         First value of ``c`` (``c`` only grows and carries over from round to round).
     const_factor : float
@@ -66,12 +63,8 @@ class CarliniWagnerL0(Attack):
         Adam step size.
     freeze_fraction : float
         Share of the changed pixels frozen per round, in (0, 1).
-    tanh_scale : float
-        ``s`` in ``w0 = atanh((2x - 1)·s)``, in (0, 1); 0.999999 reproduces the reference
-        code. The default 0.9 keeps pixels at exactly 0 or 1 movable (see
-        :data:`deepscope.attacks._ops.DEFAULT_TANH_SCALE`).
-    batch_size, seed, progress
-        See :class:`~deepscope.attacks.base.Attack`.
+    model, confidence, tanh_scale, batch_size, seed, progress
+        See :class:`~deepscope.attacks._cw.CarliniWagner`.
     """
 
     name = "cw-l0"
@@ -83,8 +76,8 @@ class CarliniWagnerL0(Attack):
         tanh_scale: float = DEFAULT_TANH_SCALE, batch_size: int = 256,
         seed: int | None = 0, progress: bool = True,
     ) -> None:
-        super().__init__(model, batch_size=batch_size, seed=seed, progress=progress)
-        self.confidence = check_number("confidence", confidence, low=0.0)
+        super().__init__(model, confidence=confidence, tanh_scale=tanh_scale,
+                         batch_size=batch_size, seed=seed, progress=progress)
         self.initial_const = check_number("initial_const", initial_const, low=0.0, low_open=True)
         self.const_factor = check_number("const_factor", const_factor, low=1.0, low_open=True)
         self.max_const_steps = check_number("max_const_steps", max_const_steps, low=0,
@@ -93,8 +86,6 @@ class CarliniWagnerL0(Attack):
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.freeze_fraction = check_number("freeze_fraction", freeze_fraction, low=0.0,
                                             high=1.0 - 1e-9, low_open=True)
-        self.tanh_scale = check_number("tanh_scale", tanh_scale, low=0.0, high=1.0 - 1e-12,
-                                       low_open=True)
 
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None

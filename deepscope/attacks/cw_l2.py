@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from deepscope.attacks._checks import check_number
+from deepscope.attacks._cw import CarliniWagner
 from deepscope.attacks._ops import (
     DEFAULT_TANH_SCALE,
     Rows,
@@ -18,11 +19,11 @@ from deepscope.attacks._ops import (
     tanh_image,
     tanh_start,
 )
-from deepscope.attacks.base import ATTACKS, Attack
+from deepscope.attacks.base import ATTACKS
 
 
 @ATTACKS.register("cw-l2")
-class CarliniWagnerL2(Attack):
+class CarliniWagnerL2(CarliniWagner):
     """Minimise ``||x' - x||² + c·max(κ - margin(x'), 0)`` in tanh space with Adam.
 
     ``margin`` is ``Z_t - max_{i≠t} Z_i`` towards a target, ``max_{i≠y} Z_i - Z_y`` untargeted
@@ -39,10 +40,6 @@ class CarliniWagnerL2(Attack):
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Classifier returning logits.
-    confidence : float
-        κ, the margin required of an adversarial example.
     initial_const : float
         First value of ``c``.
     binary_search_steps : int
@@ -54,12 +51,8 @@ class CarliniWagnerL2(Attack):
         Adam step size.
     abort_early : bool
         Enable the per-sample early abort above.
-    tanh_scale : float
-        ``s`` in ``w0 = atanh((2x - 1)·s)``, in (0, 1); 0.999999 reproduces the reference
-        code. The default 0.9 keeps pixels at exactly 0 or 1 movable (see
-        :data:`deepscope.attacks._ops.DEFAULT_TANH_SCALE`).
-    batch_size, seed, progress
-        See :class:`~deepscope.attacks.base.Attack`.
+    model, confidence, tanh_scale, batch_size, seed, progress
+        See :class:`~deepscope.attacks._cw.CarliniWagner`.
     """
 
     name = "cw-l2"
@@ -70,16 +63,14 @@ class CarliniWagnerL2(Attack):
         abort_early: bool = True, tanh_scale: float = DEFAULT_TANH_SCALE,
         batch_size: int = 256, seed: int | None = 0, progress: bool = True,
     ) -> None:
-        super().__init__(model, batch_size=batch_size, seed=seed, progress=progress)
-        self.confidence = check_number("confidence", confidence, low=0.0)
+        super().__init__(model, confidence=confidence, tanh_scale=tanh_scale,
+                         batch_size=batch_size, seed=seed, progress=progress)
         self.initial_const = check_number("initial_const", initial_const, low=0.0, low_open=True)
         self.binary_search_steps = check_number(
             "binary_search_steps", binary_search_steps, low=1, integer=True)
         self.steps = check_number("steps", steps, low=1, integer=True)
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.abort_early = bool(abort_early)
-        self.tanh_scale = check_number("tanh_scale", tanh_scale, low=0.0, high=1.0 - 1e-12,
-                                       low_open=True)
 
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None

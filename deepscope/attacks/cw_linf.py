@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from deepscope.attacks._checks import check_number
+from deepscope.attacks._cw import CarliniWagner
 from deepscope.attacks._ops import (
     DEFAULT_TANH_SCALE,
     Rows,
@@ -17,11 +18,11 @@ from deepscope.attacks._ops import (
     tanh_image,
     tanh_start,
 )
-from deepscope.attacks.base import ATTACKS, Attack
+from deepscope.attacks.base import ATTACKS
 
 
 @ATTACKS.register("cw-linf")
-class CarliniWagnerLinf(Attack):
+class CarliniWagnerLinf(CarliniWagner):
     """Minimise ``c·max(κ - margin(x'), 0) + Σ_i max(|x'_i - x_i| - τ, 0)``, shrinking τ.
 
     The L∞ norm is not optimised directly: the penalty only charges the pixels that move by
@@ -40,10 +41,6 @@ class CarliniWagnerLinf(Attack):
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Classifier returning logits.
-    confidence : float
-        κ, the margin required of an adversarial example.
     lr : float
         Adam step size (the reference code uses 5e-3).
     max_iter : int
@@ -52,12 +49,8 @@ class CarliniWagnerLinf(Attack):
         Start, bound and growth factor of ``c``.
     decrease_factor : float
         Factor applied to τ after each success, in (0, 1).
-    tanh_scale : float
-        ``s`` in ``w0 = atanh((2x - 1)·s)``, in (0, 1); 0.999999 reproduces the reference
-        code. The default 0.9 keeps pixels at exactly 0 or 1 movable (see
-        :data:`deepscope.attacks._ops.DEFAULT_TANH_SCALE`).
-    batch_size, seed, progress
-        See :class:`~deepscope.attacks.base.Attack`.
+    model, confidence, tanh_scale, batch_size, seed, progress
+        See :class:`~deepscope.attacks._cw.CarliniWagner`.
     """
 
     name = "cw-linf"
@@ -69,8 +62,8 @@ class CarliniWagnerLinf(Attack):
         tanh_scale: float = DEFAULT_TANH_SCALE, batch_size: int = 256,
         seed: int | None = 0, progress: bool = True,
     ) -> None:
-        super().__init__(model, batch_size=batch_size, seed=seed, progress=progress)
-        self.confidence = check_number("confidence", confidence, low=0.0)
+        super().__init__(model, confidence=confidence, tanh_scale=tanh_scale,
+                         batch_size=batch_size, seed=seed, progress=progress)
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.max_iter = check_number("max_iter", max_iter, low=1, integer=True)
         self.initial_const = check_number("initial_const", initial_const, low=0.0, low_open=True)
@@ -79,8 +72,6 @@ class CarliniWagnerLinf(Attack):
         self.const_factor = check_number("const_factor", const_factor, low=1.0, low_open=True)
         self.decrease_factor = check_number("decrease_factor", decrease_factor, low=0.0,
                                             high=1.0 - 1e-9, low_open=True)
-        self.tanh_scale = check_number("tanh_scale", tanh_scale, low=0.0, high=1.0 - 1e-12,
-                                       low_open=True)
 
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None

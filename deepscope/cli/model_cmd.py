@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 import typer
 from rich.table import Table
 
@@ -14,47 +13,18 @@ from deepscope import data as ds_data
 from deepscope.cli._common import console, print_json, user_errors
 from deepscope.errors import InputError
 
+check_compatible = models.check_compatible  # used by the other command modules
+
 
 def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Dataset:
     """A seeded, stratified slice of ``limit`` samples (or the whole dataset)."""
-    if limit is None or limit >= len(ds):
-        return ds
-    if limit <= 0:
+    if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}")
-    (part,) = ds_data.stratified_split(ds, [limit / len(ds)], seed=seed, names=[ds.split])
-    return part
+    return ds_data.stratified_subset(ds, limit, seed=seed)
 
 
 def _per_label(evaluation: models.Evaluation) -> dict[str, float]:
     return {str(c): float(a) for c, a in zip(evaluation.classes, evaluation.per_label, strict=True)}
-
-
-def check_compatible(model: torch.nn.Module, arch: str, dataset: ds_data.Dataset) -> None:
-    """Raise :class:`InputError` when ``model`` cannot take ``dataset``'s inputs or labels."""
-    if arch in models.zoo.names():
-        spec = models.zoo.spec(arch)
-        if tuple(spec.input_shape) != tuple(dataset.input_shape):
-            raise InputError(
-                f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but "
-                f"dataset {dataset.name!r} has {tuple(dataset.input_shape)}; pick a model built "
-                f"for this dataset"
-            )
-    try:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            out = model(dataset.x[:2])
-            model.train(was_training)
-    except RuntimeError as exc:
-        raise InputError(
-            f"the model cannot take inputs of shape {tuple(dataset.input_shape)} from dataset "
-            f"{dataset.name!r}: {str(exc).splitlines()[0]}"
-        ) from None
-    if out.ndim != 2 or out.shape[1] < dataset.num_classes:
-        raise InputError(
-            f"the model outputs {tuple(out.shape[1:])} scores per input but dataset "
-            f"{dataset.name!r} has {dataset.num_classes} classes"
-        )
 
 
 def refuse_existing(*paths: Path, overwrite: bool) -> None:
@@ -69,7 +39,7 @@ def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress:
     """Load a checkpoint and a dataset split, and check that they fit together."""
     ckpt = models.load_checkpoint(checkpoint)
     ds = ds_data.load(dataset, split, progress=progress)
-    check_compatible(ckpt.model, ckpt.arch, ds)
+    models.check_compatible(ckpt.model, ckpt.arch, ds)
     return ckpt, ds
 
 
@@ -93,16 +63,10 @@ def train(
 ) -> None:
     """Train a zoo architecture on a dataset and save an atomic, safe-to-load checkpoint."""
     refuse_existing(out, overwrite=overwrite)
-    spec = models.zoo.spec(arch)
+    models.zoo.spec(arch)  # unknown names fail before any data is loaded
     train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
     test_ds = ds_data.load(dataset, "test", progress=not quiet)
-    if tuple(spec.input_shape) != tuple(train_ds.input_shape):
-        raise InputError(
-            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but dataset "
-            f"{dataset!r} has {tuple(train_ds.input_shape)}; choose one of: "
-            + ", ".join(n for n in models.zoo.names()
-                        if tuple(models.zoo.spec(n).input_shape) == tuple(train_ds.input_shape))
-        )
+    models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
     val_ds = None
     if val_fraction > 0:
         train_ds, val_ds = ds_data.train_val_split(train_ds, val_fraction, seed=seed)

@@ -15,7 +15,13 @@ from deepscope.data._paths import data_dir
 from deepscope.data.catalog import DATASETS, DatasetSpec, load, names, verify
 from deepscope.data.dataset import Dataset, from_arrays
 from deepscope.data.integrity import FileSpec, FileStatus
-from deepscope.data.splits import ModeSplit, mode_split, stratified_split, train_val_split
+from deepscope.data.splits import (
+    ModeSplit,
+    mode_split,
+    stratified_split,
+    stratified_subset,
+    train_val_split,
+)
 
 __all__ = [
     "DATASETS",
@@ -30,6 +36,7 @@ __all__ = [
     "mode_split",
     "names",
     "stratified_split",
+    "stratified_subset",
     "train_val_split",
     "verify",
 ]

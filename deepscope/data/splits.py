@@ -136,6 +136,17 @@ def train_val_split(
     return train, val
 
 
+def stratified_subset(ds: Dataset, n: int | None, *, seed: int = 0) -> Dataset:
+    """A seeded, stratified subset of ``n`` samples (``ds`` itself when ``n`` is None or
+    at least ``len(ds)``); the split keeps its name."""
+    if n is None or n >= len(ds):
+        return ds
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise InputError(f"the subset size must be a positive integer, got {n!r}")
+    (part,) = stratified_split(ds, [n / len(ds)], seed=seed, names=[ds.split])
+    return part
+
+
 @dataclass(frozen=True)
 class ModeSplit:
     """The four parts of the MODE protocol (see :func:`mode_split`)."""

@@ -9,6 +9,7 @@ Example
 """
 
 from deepscope.models import augment, bugs, execution, hooks, zoo
+from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
 from deepscope.models.train import (
@@ -29,6 +30,8 @@ __all__ = [
     "augment",
     "batched",
     "bugs",
+    "check_arch_input",
+    "check_compatible",
     "evaluate",
     "execution",
     "fit",

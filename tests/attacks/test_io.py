@@ -78,3 +78,36 @@ def test_plot_grid(tmp_path, result):
     attacks.plot_grid(rgb, rgb.flip(0), class_names=["a", "b", "c"], labels=[0, 1, 2])
     with pytest.raises(InputError):
         attacks.plot_grid(x, r.x_adv[:2])
+
+
+def test_result_save_load_roundtrip(tmp_path, result):
+    _, r = result
+    path = r.save(tmp_path / "adv.npz")
+    back = attacks.AttackResult.load(path)
+    for name in ("x_adv", "success", "y", "adv_labels", "l0", "l2", "linf", "iterations",
+                 "target_labels", "mask"):
+        assert torch.equal(getattr(back, name), getattr(r, name)), name
+    assert (back.attack, back.target, back.seconds) == (r.attack, r.target, r.seconds)
+    assert back.to_dict() == json.loads(json.dumps(r.to_dict()))
+    with pytest.raises(InputError, match="already exists"):
+        r.save(path)
+
+
+def test_legacy_file_without_header_still_loads(tmp_path, result):
+    _, r = result
+    path = tmp_path / "old.npz"
+    np.savez(path, x_adv=r.x_adv.numpy(), success=r.success.numpy(),
+             summary_json=np.array(json.dumps({"attack": "glasses"})))
+    data = attacks.load_npz(path)
+    assert np.array_equal(data["x_adv"], r.x_adv.numpy())
+    assert data["summary"] == {"attack": "glasses"}
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04truncated"])
+def test_unreadable_files_raise_one_input_error(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"bad\.npz"):
+        attacks.load_npz(path)
+    with pytest.raises(InputError, match=r"bad\.npz"):
+        attacks.AttackResult.load(path)
