@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-from deepscope._atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -36,8 +35,9 @@ def require_data() -> Path:
 def write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, binary=False) as fh:
-        fh.write(text)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

@@ -7,6 +7,7 @@ from deepscope.testing.asserts import assert_no_hooks, assert_state_unchanged, m
 from deepscope.testing.data import blobs, make_dataset, one_hot_inputs
 from deepscope.testing.models import (
     identity_classifier,
+    mixed_state,
     tiny_cnn,
     tiny_mlp,
     tiny_mlp_reference,
@@ -18,6 +19,7 @@ __all__ = [
     "blobs",
     "identity_classifier",
     "make_dataset",
+    "mixed_state",
     "model_state",
     "one_hot_inputs",
     "tiny_cnn",

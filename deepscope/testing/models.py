@@ -98,3 +98,23 @@ def tiny_cnn(
             OrderedDict(block1=block1, flatten=nn.Flatten(), fc1=fc1, head=head)
         )
     return model.eval()
+
+
+def mixed_state(model: nn.Module) -> nn.Module:
+    """Put ``model`` in a deliberately awkward state and return it.
+
+    The root and most modules are in train mode, but every BatchNorm layer is frozen (eval mode,
+    ``requires_grad=False``) and the first parameter of the model is frozen too, as in a
+    partially fine-tuned network. An operation that restores only ``model.training`` — or
+    calls ``model.train(old)`` — gets this state wrong, which is what the invariant tests catch.
+    """
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
+    first = next(model.parameters(), None)
+    if first is not None:
+        first.requires_grad_(False)
+    return model
