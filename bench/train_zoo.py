@@ -7,39 +7,32 @@ MNIST MLPs >= 98.0 %, Fashion-MNIST CNNs >= 91.0 %.
 
 Writes ``bench/results/train_zoo.md`` and ``.json`` (rows of earlier runs for other pairs are
 kept, so ``--only``/``--dataset`` runs update the table) and caches every trained checkpoint for
-other benchmarks (see ``bench/_zoo_cache.py``). A cached checkpoint trained with the current
+other benchmarks (see :mod:`bench.zoo`). A cached checkpoint trained with the current
 recipe (e.g. by another benchmark's ``get_trained``) is reused and its recorded figures are
 reported, unless ``--retrain`` (or ``--epochs``) is given.
 
 Usage::
 
-    DEEPSCOPE_DATA=/path/to/data .venv/bin/python bench/train_zoo.py            # the full run
-    .venv/bin/python bench/train_zoo.py --only cnn-8k --dataset fashion-mnist   # one pair
+    DEEPSCOPE_DATA=/path/to/data .venv/bin/python -m bench.train_zoo            # the full run
+    .venv/bin/python -m bench.train_zoo --only cnn-8k --dataset fashion-mnist   # one pair
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see _zoo_cache)
-
 import argparse
 import json
+import os
 import platform
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _zoo_cache as zc
-
+from bench import zoo as zc
+from bench.common import RESULTS, write_text
 from deepscope.models import zoo
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("model", "dataset", "weights", "epochs run", "s/epoch", "test acc", "target", "met?")
 
 
@@ -118,26 +111,12 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(_fmt(r)) + " |" for r in rows]
     lines += [
         "",
-        f"Recipes (Adam, per-step cosine schedule): see `bench/_zoo_cache.py`. torch "
+        f"Recipes (Adam, per-step cosine schedule): see `bench/zoo.py`. torch "
         f"{meta['torch']}, {meta['threads']} threads, {meta['machine']}; last run "
         f"{meta['finished']}.",
         "",
     ]
     return "\n".join(lines)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _write(rows_by_key: dict[tuple[str, str, int], dict[str, Any]], out: Path) -> None:
@@ -150,8 +129,8 @@ def _write(rows_by_key: dict[tuple[str, str, int], dict[str, Any]], out: Path) -
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    _atomic_write(out.with_suffix(".json"), json.dumps({"meta": meta, "rows": rows}, indent=2))
-    _atomic_write(out.with_suffix(".md"), _markdown(rows, meta))
+    write_text(out.with_suffix(".json"), json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_text(out.with_suffix(".md"), _markdown(rows, meta))
 
 
 def _previous(out: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
