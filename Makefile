@@ -50,22 +50,23 @@ demo: $(VENV)/.baselines-installed
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check deepscope tests bench
+	$(VENV)/bin/lint-imports
 
 test: $(VENV)/.baselines-installed lint
 	$(VENV)/bin/pytest -q
 
 # Slow (about two hours on 2 CPU cores): trains the zoo, then runs every comparison.
 bench: $(VENV)/.baselines-installed
-	$(PY) bench/train_zoo.py --cifar
-	$(PY) bench/bug_severity.py
-	$(PY) bench/attacks.py
-	$(PY) bench/explain_table.py
-	$(PY) bench/mode_table.py
-	$(PY) bench/_ami_attacks.py
-	$(PY) bench/ami_table.py
+	$(PY) -m bench.train_zoo --cifar
+	$(PY) -m bench.bug_severity
+	$(PY) -m bench.attacks
+	$(PY) -m bench.explain_table
+	$(PY) -m bench.mode_table
+	$(PY) -m bench.ami_attacks
+	$(PY) -m bench.ami_table
 
 bench-train-zoo: $(VENV)/.core-installed
-	$(PY) bench/train_zoo.py
+	$(PY) -m bench.train_zoo
 
 clean:
 	rm -rf $(VENV) report .pytest_cache .ruff_cache
