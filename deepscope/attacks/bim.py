@@ -7,11 +7,12 @@ from torch import nn
 
 from deepscope.attacks._checks import check_number
 from deepscope.attacks._ops import Rows, ce_and_grad, is_adversarial, margins
-from deepscope.attacks.base import ATTACKS, Attack
+from deepscope.attacks._signed import SignedGradientAttack
+from deepscope.attacks.base import ATTACKS
 
 
 @ATTACKS.register("bim")
-class BIM(Attack):
+class BIM(SignedGradientAttack):
     """Iterated signed-gradient steps, projected on the L∞ ball of radius ``eps`` and [0, 1].
 
     Each step: ``x ← clip_{x0, eps}(x + step_size·sign(∇ CE(x, y)))`` (targeted: minus the
@@ -19,10 +20,6 @@ class BIM(Attack):
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Classifier returning logits.
-    eps : float
-        L∞ radius, in (0, 1].
     steps : int
         Maximum number of steps.
     step_size : float or None
@@ -33,20 +30,18 @@ class BIM(Attack):
     early_stop : bool
         Stop iterating on a sample as soon as it is adversarial (smaller perturbations,
         fewer gradient evaluations). With False, every sample takes all ``steps``.
-    batch_size, seed, progress
-        See :class:`~deepscope.attacks.base.Attack`.
+    model, eps, batch_size, seed, progress
+        See :class:`~deepscope.attacks._signed.SignedGradientAttack`.
     """
 
     name = "bim"
-    bounded_linf = True
 
     def __init__(
         self, model: nn.Module, *, eps: float = 0.1, steps: int = 10,
         step_size: float | None = None, random_start: bool = False, early_stop: bool = True,
         batch_size: int = 256, seed: int | None = 0, progress: bool = True,
     ) -> None:
-        super().__init__(model, batch_size=batch_size, seed=seed, progress=progress)
-        self.eps = check_number("eps", eps, low=0.0, high=1.0, low_open=True)
+        super().__init__(model, eps=eps, batch_size=batch_size, seed=seed, progress=progress)
         self.steps = check_number("steps", steps, low=1, integer=True)
         if step_size is not None:
             check_number("step_size", step_size, low=0.0, low_open=True)

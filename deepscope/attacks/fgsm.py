@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepscope.attacks._checks import check_number
 from deepscope.attacks._ops import ce_and_grad
-from deepscope.attacks.base import ATTACKS, Attack
+from deepscope.attacks._signed import SignedGradientAttack
+from deepscope.attacks.base import ATTACKS
 
 
 @ATTACKS.register("fgsm")
-class FGSM(Attack):
+class FGSM(SignedGradientAttack):
     """One signed-gradient step of size ``eps`` on the cross-entropy loss.
 
     Untargeted: ``x' = clip(x + eps·sign(∇ CE(x, y)))``; targeted (supported as well):
@@ -19,23 +19,17 @@ class FGSM(Attack):
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Classifier returning logits.
-    eps : float
-        L∞ size of the step, in (0, 1].
-    batch_size, seed, progress
-        See :class:`~deepscope.attacks.base.Attack`.
+    model, eps, batch_size, seed, progress
+        See :class:`~deepscope.attacks._signed.SignedGradientAttack`.
     """
 
     name = "fgsm"
-    bounded_linf = True
 
     def __init__(
         self, model: nn.Module, *, eps: float = 0.1, batch_size: int = 256,
         seed: int | None = 0, progress: bool = True,
     ) -> None:
-        super().__init__(model, batch_size=batch_size, seed=seed, progress=progress)
-        self.eps = check_number("eps", eps, low=0.0, high=1.0, low_open=True)
+        super().__init__(model, eps=eps, batch_size=batch_size, seed=seed, progress=progress)
 
     def _attack_batch(self, x, y, target, aux, gen):
         labels = y if target is None else target
