@@ -3,21 +3,19 @@
 Trains ``--arch`` on the MODE protocol split of MNIST (30 % train) with each bug recipe and
 reports the buggy label's train and test accuracy and the model's test accuracy.
 
-    .venv/bin/python bench/bug_severity.py            # writes bench/results/bug_severity.md
+    python -m bench.bug_severity            # writes bench/results/bug_severity.md
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-import torch
-
+from bench.common import RESULTS, set_threads, write_text
 from deepscope import data, models
 from deepscope.report import markdown_table
 
-OUT = Path(__file__).resolve().parent / "results" / "bug_severity.md"
+OUT = RESULTS / "bug_severity.md"
 
 
 def main() -> None:
@@ -28,7 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    set_threads()
     split = data.mode_split(data.load(args.dataset, "all", progress=False), seed=args.seed)
     recipes = [("none", {}), ("underfit", {"keep": 0.15}), ("underfit", {"keep": 0.25}),
                ("overfit", {"keep": 0.10}), ("overfit", {"keep": 0.25}),
@@ -54,14 +52,11 @@ def main() -> None:
                      "recipe": description})
         print(rows[-1], flush=True)
     text = (f"# Bug severity ({args.arch} on {args.dataset}, label {args.label})\n\n"
-            f"Produced by `.venv/bin/python bench/bug_severity.py --dataset {args.dataset} "
+            f"Produced by `python -m bench.bug_severity --dataset {args.dataset} "
             f"--arch {args.arch} --label {args.label} --epochs {args.epochs} --seed "
             f"{args.seed}`: MODE protocol split (30 % train, 10 % validation for early "
             f"stopping, 10 % test), up to {args.epochs} epochs.\n\n" + markdown_table(rows))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(OUT)
+    write_text(OUT, text)
     print(text)
 
 

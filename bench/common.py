@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 CACHE = ROOT / ".cache"  # git-ignored

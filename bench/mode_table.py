@@ -6,7 +6,7 @@ Protocol (see bench/results/mode.md for the full text):
   seed: 30 % train, 10 % validation, 10 % test, 50 % bug-fixing pool;
 * bug: injected into the 30 % train part with :mod:`deepscope.models.bugs` (parameters per cell
   below, calibrated on seed 0 so that the label's test accuracy lands in 70-80 %); the model is
-  trained from scratch on it (``bench/_mode_cells.py``);
+  trained from scratch on it (``bench/mode_cells.py``);
 * repair: :func:`deepscope.debug.repair` with each strategy, batch 2,000 ("500+1500"), the whole
   budget spent (``until_fixed=False``) so every round is on the accuracy-vs-samples curve; the
   Table-1 columns use the *stopping* protocol derived from that history: the first round whose
@@ -14,22 +14,18 @@ Protocol (see bench/results/mode.md for the full text):
 * every (cell, seed, strategy) result is stored in bench/results/mode.json as soon as it
   finishes; reruns skip finished results; the tables and plots are regenerated from the JSON.
 
-    .venv/bin/python bench/mode_table.py                       # everything (resumable)
-    .venv/bin/python bench/mode_table.py --models mlp-100k --datasets mnist --seeds 0,1
-    .venv/bin/python bench/mode_table.py --report-only         # tables + plots from the JSON
+    python -m bench.mode_table                       # everything (resumable)
+    python -m bench.mode_table --models mlp-100k --datasets mnist --seeds 0,1
+    python -m bench.mode_table --report-only         # tables + plots from the JSON
+    python -m bench.mode_table --results /tmp/m.json ...   # another store (+ its .md, plots)
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import fcntl
 import json
 import math
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,22 +33,25 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _mode_cells import Cell, buggy_model, buggy_train, set_threads, split_of
-
+from bench.common import CACHE, RESULTS, set_threads, write_text
+from bench.mode_cells import Cell, buggy_model, buggy_train, split_of
 from deepscope import debug, models
 from deepscope.data import stratified_split
 
-RESULTS = Path(__file__).resolve().parent / "results"
 JSON_PATH = RESULTS / "mode.json"
-MD_PATH = RESULTS / "mode.md"
-PLOTS = RESULTS / "mode"
-LOCK = Path(__file__).resolve().parent / ".cache" / "mode" / "mode_json.lock"  # git-ignored
+LOCK = CACHE / "mode" / "mode_json.lock"  # git-ignored
+
+
+def _md_path() -> Path:
+    return JSON_PATH.with_suffix(".md")
+
+
+def _plots() -> Path:
+    return JSON_PATH.parent / JSON_PATH.stem
 STRATEGIES = ("random", "random-label", "failing", "deepgini", "mode", "auto")
 BASELINES = ("random", "random-label", "failing", "deepgini")
 LABEL = {"mnist": 5, "fashion-mnist": 7}  # digit 5 as in the seed; sneaker for Fashion
-# bug parameters per (dataset, arch, kind), calibrated on seed 0 (bench/_mode_calibrate.py)
+# bug parameters per (dataset, arch, kind), calibrated on seed 0 (python -m bench.mode_calibrate)
 PARAMS: dict[tuple[str, str, str], tuple[tuple[str, Any], ...]] = {
     ("mnist", "mlp-100k", "underfit"): (("keep", 0.1),),
     ("mnist", "mlp-100k", "overfit"): (("keep", 0.6), ("narrow", "prototype")),
@@ -91,16 +90,13 @@ def run_key(cell: Cell, seed: int, strategy: str) -> str:
 @contextmanager
 def locked_store():
     """Exclusive access to mode.json (several bench processes may share it)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             store = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"runs": {}}
             yield store
-            tmp = JSON_PATH.with_suffix(".tmp")
-            tmp.write_text(json.dumps(store, indent=1))
-            tmp.replace(JSON_PATH)
+            write_text(JSON_PATH, json.dumps(store, indent=1))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -211,8 +207,8 @@ def plot_cell(key: str, recs: list[dict[str, Any]]) -> Path:
     ax.set_title(key)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    path = PLOTS / (key.replace("/", "_") + ".png")
+    _plots().mkdir(parents=True, exist_ok=True)
+    path = _plots() / (key.replace("/", "_") + ".png")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -357,7 +353,7 @@ def report() -> str:
                   for s, v in reach90.items() if v]
     text = [
         "# MODE Table 1 (deepscope reproduction)\n",
-        "Produced by `.venv/bin/python bench/mode_table.py` (resumable; results in "
+        "Produced by `python -m bench.mode_table` (resumable; results in "
         "`bench/results/mode.json`, regenerate with `--report-only`).\n",
         PROTOCOL,
         "## Table 1 — stopping protocol\n",
@@ -382,14 +378,19 @@ def report() -> str:
         "\n## Cost: analysis + selection vs fine-tuning (mean seconds per repair)\n",
         markdown_table(cost_rows),
         "\n## Accuracy-vs-samples plots\n",
-        "\n".join(f"- `{p.relative_to(RESULTS.parent)}`" for p in plots),
+        "\n".join(f"- `{_shown(p)}`" for p in plots),
         "",
     ]
     out = "\n".join(text)
-    tmp = MD_PATH.with_suffix(".tmp")
-    tmp.write_text(out)
-    tmp.replace(MD_PATH)
+    write_text(_md_path(), out)
     return out
+
+
+def _shown(path: Path) -> Path:
+    try:
+        return path.relative_to(RESULTS.parent)
+    except ValueError:
+        return path
 
 
 PROTOCOL = """## Protocol
@@ -398,10 +399,10 @@ PROTOCOL = """## Protocol
 - Bugs (label 5 on MNIST, label 7 "sneaker" on Fashion-MNIST), injected into the train part:
   under-fitting = keep a random share of the label's samples (`bugs.underfit`); over-fitting =
   keep only the share nearest one prototype / anchor (`bugs.overfit`). Shares per cell were
-  calibrated on seed 0 (`bench/_mode_calibrate.py`) so that the label's test accuracy lands in
+  calibrated on seed 0 (`python -m bench.mode_calibrate`) so that the label's test accuracy lands in
   70–80 %; the "before" columns show where each cell really landed over the seeds.
 - Buggy model: the zoo architecture trained from scratch on the buggy train part (Adam,
-  lr 2e-3, cosine, early stopping on validation; `bench/_mode_cells.py`).
+  lr 2e-3, cosine, early stopping on validation; `bench/mode_cells.py`).
 - Repair (`deepscope.debug.repair`): rounds of 2,000 pool samples (500 chosen by the strategy +
   1,500 uniformly random: the seed's "500+1500"), each followed by one epoch of fine-tuning
   (Adam, lr 5e-4) on the new samples plus an equal-size replay from train ∪ earlier picks.
@@ -411,7 +412,7 @@ PROTOCOL = """## Protocol
 - Strategies: see `deepscope/debug/selection.py`. `mode` is the seed's method, unmodified:
   `score = V · DHM` over the whole pool (UF: z-scored UF(1) + UF(2) with its sign flipped;
   OF: the OF DHM) at the automatically chosen layer.
-- Why `auto` is what it is (`bench/_mode_ablation.py underfit 0,1`, MNIST mlp-100k, 2 seeds,
+- Why `auto` is what it is (`python -m bench.mode_ablation underfit 0,1`, MNIST mlp-100k, 2 seeds,
   label test accuracy after the first round / mean over the 10 rounds / cost ratio):
   random-label 94.4 / 93.8 / 0.002; A = unsure-about-L under the original model + cluster
   round-robin 97.0 / 92.9 / 0.173; **B = the same, recomputed under the model being repaired
@@ -430,7 +431,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="the JSON store (default bench/results/mode.json; its .md and "
+                             "plot folder go next to it)")
     args = parser.parse_args()
+    global JSON_PATH
+    if args.results is not None:
+        JSON_PATH = args.results.resolve()
     set_threads()
     if not args.report_only:
         seeds = [int(s) for s in args.seeds.split(",")]

@@ -109,10 +109,8 @@ def repair_cmd(
     ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
     if not 0 <= label < split.train.num_classes:
         raise InputError(f"--label must be in [0, {split.train.num_classes}), got {label}")
-    ev = models.evaluate(ckpt.model, split.train)
-    bug = debug.Bug(label, kind, float(ev.per_label[label]),
-                    float(models.evaluate(ckpt.model, split.test).per_label[label]),
-                    "given on the command line", 0.0)
+    bug = debug.given_bug(ckpt.model, split.train, split.test, label, kind,
+                          evidence="given on the command line")
     result = debug.repair(ckpt.model, bug, split.pool, budget, strategy=strategy, seed=seed,
                           batch=batch, train=split.train, validation=split.validation,
                           test=split.test, until_fixed=not full_budget,

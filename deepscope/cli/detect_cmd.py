@@ -26,24 +26,20 @@ from deepscope.models import load_checkpoint, predict_logits
 app = typer.Typer(help="Detect adversarial inputs (AmI, feature squeezing, both).",
                   no_args_is_help=True)
 
-METHODS = ("ami", "squeeze", "joint")
-
 
 def _build(method: str, model: torch.nn.Module, target_fpr: float, params: dict[str, Any],
-           seed: int, progress: bool) -> detect.Detector:
-    ami_params = {"seed": seed, "progress": progress, **params}
-    if method == "ami":
-        return detect.AmIDetector(model, target_fpr=target_fpr, **ami_params)
-    if method == "squeeze":
-        return detect.FeatureSqueezingDetector(model, target_fpr=target_fpr, progress=progress,
-                                               **params)
-    if method == "joint":
-        members = [detect.AmIDetector(model, target_fpr=target_fpr, **ami_params),
-                   detect.FeatureSqueezingDetector(model, target_fpr=target_fpr,
-                                                   progress=progress)]
-        return detect.JointDetector(members, target_fpr=target_fpr, seed=seed,
-                                    progress=progress)
-    raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+           seed: int, progress: bool, attribute_names: Any = None) -> detect.Detector:
+    """The registered detector ``method`` with the command's common options and ``params``.
+
+    The common options (target FP, seed, progress, the dataset's attribute names) go in only
+    where the detector takes them; ``--param`` values always do (unknown ones are an error).
+    """
+    known = detect.param_names(method)
+    common = {"target_fpr": target_fpr, "seed": seed, "progress": progress}
+    if attribute_names:
+        common["attribute_names"] = tuple(attribute_names)
+    merged = {**{k: v for k, v in common.items() if k in known}, **params}
+    return detect.get(method, model, **merged)
 
 
 def _subset(n: int, limit: int | None, seed: int) -> torch.Tensor:
@@ -57,7 +53,8 @@ def fit(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `deepscope train`."),
     dataset: str = typer.Option("att-faces", "--dataset", "-d",
                                 help="Dataset of benign inputs (AmI needs attribute boxes)."),
-    method: str = typer.Option("ami", "--method", "-m", help="ami, squeeze or joint."),
+    method: str = typer.Option("ami", "--method", "-m",
+                               help=f"One of: {', '.join(detect.names())}."),
     out: Path = typer.Option(..., "--out", "-o", help="Detector file to write (.npz)."),
     target_fpr: float = typer.Option(0.05, min=0.0, max=1.0,
                                      help="False-positive rate on benign calibration inputs."),
@@ -74,13 +71,20 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Fit a detector on the benign inputs the model classifies correctly and save it."""
-    if method not in METHODS:
-        raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method not in detect.names():
+        raise InputError(f"--method must be one of {', '.join(detect.names())}; got {method!r}")
+    takes_boxes = detect.detector_class(method).takes_boxes
+    params = parse_params(param)
     refuse_existing(out, overwrite=overwrite)
     progress = not quiet and not json_out
     ckpt, ds = load_model_and_data(checkpoint, dataset, split, progress=progress)
     model = ckpt.model
-    det = _build(method, model, target_fpr, parse_params(param), seed, progress)
+    if takes_boxes and "boxes" not in ds.extras:
+        raise InputError(f"method {method!r} needs attribute boxes; dataset {dataset!r} "
+                         "has none (use att-faces with its landmarks file, or --method "
+                         "squeeze)")
+    det = _build(method, model, target_fpr, params, seed, progress,
+                 attribute_names=ds.info.get("box_names") if takes_boxes else None)
 
     def benign(d):
         idx = _subset(len(d), limit, seed)
@@ -97,20 +101,9 @@ def fit(
     if calib_split is not None:
         _, cal = load_model_and_data(checkpoint, dataset, calib_split, progress=progress)
         kwargs["x_calib"] = cal.x[benign(cal)]
-    if det.takes_boxes:
-        if "boxes" not in ds.extras:
-            raise InputError(f"method {method!r} needs attribute boxes; dataset {dataset!r} "
-                             "has none (use att-faces with its landmarks file, or --method "
-                             "squeeze)")
-        names = ds.info.get("box_names")
-        if isinstance(det, detect.AmIDetector) and names:
-            det.attribute_names = tuple(names)
-        for member in getattr(det, "detectors", []):
-            if isinstance(member, detect.AmIDetector) and names:
-                member.attribute_names = tuple(names)
-        kwargs["groups"] = ds.extras.get("subject", None)
-        if kwargs["groups"] is not None:
-            kwargs["groups"] = kwargs["groups"][keep]
+    if takes_boxes:
+        groups = ds.extras.get("subject", None)
+        kwargs["groups"] = None if groups is None else groups[keep]
         det.fit(x, ds.extras["boxes"][keep], **kwargs)
     else:
         det.fit(x, **kwargs)
@@ -120,8 +113,7 @@ def fit(
                                str(checkpoint), "dataset": dataset, "split": split,
                                "n_benign": len(keep), "target_fpr": target_fpr,
                                "threshold": det.threshold_}
-    ami = det if isinstance(det, detect.AmIDetector) else next(
-        (m for m in getattr(det, "detectors", []) if isinstance(m, detect.AmIDetector)), None)
+    ami = next((m for m in det.members() if isinstance(m, detect.AmIDetector)), None)
     if ami is not None:
         summary["steering"] = ami.config_.to_dict()
         summary["witness_counts"] = ami.witnesses_.counts()
@@ -185,8 +177,7 @@ def run(
     summary: dict[str, Any] = {"detector": det.name, "inputs": source, "n": len(result),
                                "flagged": int(result.flags.sum()), "rate": result.rate,
                                "threshold": result.threshold, "target_fpr": det.target_fpr}
-    with torch.no_grad():
-        pred = predict_logits(ckpt.model, x).argmax(1)
+    pred = predict_logits(ckpt.model, x).argmax(1)
     if success is not None and len(success) == len(x):
         ok = success
         summary["successful_attacks"] = int(ok.sum())

@@ -33,23 +33,24 @@ def explain_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Explain why the model assigns inputs to a class; write an .npz and overlay PNGs."""
+    from deepscope.explain import compare
     from deepscope.report import explanations as rx
 
+    if out.suffix != ".npz":
+        raise InputError(f"--out must name an .npz file, got {out.name!r}")
     overlays = overlays or out.with_suffix(".png")
     refuse_existing(out, overlays, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)
     if not 0 <= target < ds.num_classes:
         raise InputError(f"--class must be in [0, {ds.num_classes}), got {target}")
-    idx = rx.positives(ckpt.model, ds.x, ds.y, target, n)
+    idx = compare.positives(ckpt.model, ds.x, ds.y, target, n)
     x = ds.x[idx]
-    (run,) = rx.explain_side_by_side(ckpt.model, x, target, [method], cell=cell, seed=seed,
-                                     progress=not quiet and not json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()
-    explain.save_npz(run.explanation, out)
-    fig = rx.overlay_grid(x, [run], k, n_show=min(6, len(x)))
+    result = compare.side_by_side(ckpt.model, x, target, [method], cell=cell, seed=seed,
+                                  progress=not quiet and not json_out)
+    (run,) = result.runs
+    explain.save_npz(run.explanation, out, overwrite=overwrite)  # atomic; folders created
+    fig = rx.overlay_grid(result, k, n_show=min(6, len(x)))
     overlays.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(overlays, dpi=120, bbox_inches="tight")
     top = run.explanation.top_features(k)

@@ -37,9 +37,11 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a small MNIST model with an injected bug and write an HTML report."""
+    from deepscope.audit.detection import detection_experiment
     from deepscope.report.demo import DemoConfig, run_demo
 
     result = run_demo(out, DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
+                      detection_experiment=detection_experiment,
                       log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))
     console.print(
         f"label {result.bug_label}: healthy {result.healthy_label_accuracy:.1%} → buggy "

@@ -16,17 +16,19 @@ severity (test accuracy, lowest first).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from deepscope._jsonable import to_jsonable
+from deepscope._validate import check_number
 from deepscope.errors import InputError
 from deepscope.models import evaluate
+from deepscope.protocol import Persistent
 
-__all__ = ["Bug", "Diagnosis", "diagnose"]
+__all__ = ["Bug", "Diagnosis", "diagnose", "given_bug"]
 
 KINDS = ("underfit", "overfit")
 
@@ -62,14 +64,14 @@ class Bug:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy."""
-        return {"label": self.label, "kind": self.kind, "train_acc": self.train_acc,
-                "test_acc": self.test_acc, "evidence": self.evidence,
-                "threshold": self.threshold}
+        return to_jsonable(asdict(self))
 
 
 @dataclass(frozen=True, eq=False)
-class Diagnosis:
-    """Per-label accuracies of a model and the bugs found in them."""
+class Diagnosis(Persistent):
+    """Per-label accuracies of a model and the bugs found in them (``save`` / ``load``)."""
+
+    _format = "diagnosis"
 
     train_per_label: np.ndarray
     test_per_label: np.ndarray
@@ -87,21 +89,31 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy (NaN accuracies become ``None``)."""
+        return to_jsonable({
+            "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+            "train_per_label": self.train_per_label, "test_per_label": self.test_per_label,
+            "classes": list(self.classes), "bugs": [b.to_dict() for b in self.bugs],
+            "threshold": self.threshold, "overfit_gap": self.overfit_gap, **self.params})
 
-        def plain(a: np.ndarray) -> list[float | None]:
-            return [None if math.isnan(v) else float(v) for v in a]
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+                "classes": list(self.classes), "bugs": [b.to_dict() for b in self.bugs],
+                "threshold": self.threshold, "overfit_gap": self.overfit_gap,
+                "params": self.params}
+        return meta, {"train_per_label": self.train_per_label,
+                      "test_per_label": self.test_per_label}
 
-        return {"train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
-                "train_per_label": plain(self.train_per_label),
-                "test_per_label": plain(self.test_per_label), "classes": list(self.classes),
-                "bugs": [b.to_dict() for b in self.bugs], "threshold": self.threshold,
-                "overfit_gap": self.overfit_gap, **self.params}
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Diagnosis:
+        return cls(arrays["train_per_label"], arrays["test_per_label"], meta["train_accuracy"],
+                   meta["test_accuracy"], tuple(meta["classes"]),
+                   tuple(Bug(**b) for b in meta["bugs"]), meta["threshold"],
+                   meta["overfit_gap"], dict(meta["params"]))
 
 
 def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise InputError(f"{name} must be a number in [0, 1) (accuracy points), got {value!r}")
-    return float(value)
+    return float(check_number(f"{name} (accuracy points)", value, low=0.0, high=1.0,
+                              high_open=True))
 
 
 def diagnose(model: nn.Module, train: Any, test: Any, *, threshold: float = 0.05,
@@ -155,3 +167,31 @@ def diagnose(model: nn.Module, train: Any, test: Any, *, threshold: float = 0.05
                      threshold, overfit_gap,
                      {"underfit_train_threshold": t_train, "underfit_test_threshold": t_test,
                       "overfit_gap_threshold": t_gap})
+
+
+def given_bug(model: nn.Module, train: Any, test: Any, label: int, kind: str, *,
+              evidence: str = "given by the caller", batch_size: int = 512) -> Bug:
+    """A :class:`Bug` named by the caller (not diagnosed), with the label's measured accuracies.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier.
+    train, test : Dataset
+        Where the label's train and test accuracy are measured.
+    label : int
+        The buggy label, in ``[0, K)``.
+    kind : str
+        ``"underfit"`` or ``"overfit"``.
+    evidence : str
+        Why this bug is repaired (e.g. ``"given on the command line"``).
+    """
+    if kind not in KINDS:
+        raise InputError(f"bug kind must be one of {KINDS}, got {kind!r}")
+    ev_train = evaluate(model, train, batch_size=batch_size)
+    if isinstance(label, bool) or not isinstance(label, int) or not (
+            0 <= label < len(ev_train.per_label)):
+        raise InputError(f"label must be in [0, {len(ev_train.per_label)}), got {label!r}")
+    ev_test = evaluate(model, test, batch_size=batch_size)
+    return Bug(label, kind, float(ev_train.per_label[label]), float(ev_test.per_label[label]),
+               evidence, 0.0)

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepscope.errors import InputError, NotFittedError
+from deepscope.errors import InputError
 from deepscope.models import hooks, zoo
-from deepscope.models.execution import model_device, model_dtype, preserved_state
+from deepscope.models.execution import batched
 from deepscope.models.inputs import as_xy
+from deepscope.protocol import Params, Persistent, check_fitted
 
-__all__ = ["FeatureModels", "LinearHead", "extract", "fit_softmax"]
+__all__ = ["FeatureModels", "LinearHead", "extract", "fit_softmax", "layer_shape"]
 
 
 def extract(model: nn.Module, layer: str, x: torch.Tensor, *, batch_size: int = 512
@@ -36,23 +37,18 @@ def extract(model: nn.Module, layer: str, x: torch.Tensor, *, batch_size: int = 
         N×D features; ``D`` is the layer's output size (C·H·W for convolutional blocks).
     """
     prefix, _ = hooks.split(model, layer)
-    dev, dtype = model_device(model), model_dtype(model)
-    outs = []
-    with preserved_state(model), torch.no_grad():
-        model.eval()
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device=dev, dtype=dtype)
-            outs.append(prefix(xb).flatten(1).to("cpu", torch.float32))
-    return torch.cat(outs)
+    out = batched(model, x, lambda xb: prefix(xb).flatten(1), batch_size=batch_size, to="cpu",
+                  dtype=torch.float32)
+    assert isinstance(out, torch.Tensor)
+    return out
 
 
 def layer_shape(model: nn.Module, layer: str, x: torch.Tensor) -> tuple[int, ...]:
     """Shape of one sample's output at ``layer`` (e.g. ``(C, H, W)`` or ``(D,)``)."""
     prefix, _ = hooks.split(model, layer)
-    dev, dtype = model_device(model), model_dtype(model)
-    with preserved_state(model), torch.no_grad():
-        model.eval()
-        return tuple(prefix(x[:1].to(device=dev, dtype=dtype)).shape[1:])
+    out = batched(model, x[:1], prefix, batch_size=1)
+    assert isinstance(out, torch.Tensor)
+    return tuple(out.shape[1:])
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,10 +77,8 @@ def fit_softmax(features: torch.Tensor, labels: torch.Tensor, num_classes: int, 
         raise InputError("fit_softmax needs N×D features and N labels")
     n, d = features.shape
     g = torch.Generator().manual_seed(seed)
-    weight = torch.zeros(num_classes, d)
-    bias = torch.zeros(num_classes)
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
+    weight = torch.zeros(num_classes, d, requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=lr, weight_decay=weight_decay)
     w = sample_weight if sample_weight is not None else torch.ones(n)
     w = w / w.mean()
@@ -104,11 +98,32 @@ def fit_softmax(features: torch.Tensor, labels: torch.Tensor, num_classes: int, 
     return LinearHead(weight.detach().clone(), bias.detach().clone())
 
 
-class FeatureModels:
+def _subsample(x: torch.Tensor, y: torch.Tensor, val: Any, max_samples: int,
+               g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Seeded training subsample and held-out data (20 % of it when ``val`` is None)."""
+    order = torch.randperm(len(x), generator=g)[:max_samples]
+    if val is None:
+        cut = max(1, len(order) // 5)
+        xv, yv = x[order[:cut]], y[order[:cut]]
+        order = order[cut:]
+    else:
+        xv, yv = as_xy(val, "val")
+        vo = torch.randperm(len(xv), generator=g)[:max_samples]
+        xv, yv = xv[vo], yv[vo]
+    return x[order], y[order].cpu(), xv, yv.cpu()
+
+
+class FeatureModels(Params, Persistent):
     """Feature models for a model's hidden layers, their accuracies and the chosen layer.
+
+    ``FeatureModels(model, ...).fit(train, val)``; the older ``FeatureModels(...).fit(model,
+    train, val)`` works too. ``save(path)`` / ``FeatureModels.load(path, model)`` keep the
+    fitted heads (not the model).
 
     Parameters
     ----------
+    model : nn.Module, optional
+        The analysed model (may instead be given to ``fit``).
     layers : list of str, optional
         Hidden layers to analyse; default :func:`deepscope.models.zoo.hidden_layers`.
     layer : str, optional
@@ -132,9 +147,14 @@ class FeatureModels:
         Per-sample output shape of ``layer_``.
     """
 
-    def __init__(self, layers: list[str] | None = None, *, layer: str | None = None,
-                 max_samples: int = 3000, tolerance: float = 0.005, epochs: int = 10,
-                 seed: int = 0, batch_size: int = 512) -> None:
+    _format = "feature-models"
+
+    def __init__(self, model: nn.Module | None = None, layers: list[str] | None = None, *,
+                 layer: str | None = None, max_samples: int = 3000, tolerance: float = 0.005,
+                 epochs: int = 10, seed: int = 0, batch_size: int = 512) -> None:
+        if isinstance(model, list | tuple) and layers is None:  # old FeatureModels(layers)
+            model, layers = None, list(model)
+        self.model = model
         self.layers = layers
         self.layer = layer
         self.max_samples = max_samples
@@ -143,33 +163,49 @@ class FeatureModels:
         self.seed = seed
         self.batch_size = batch_size
 
-    def fit(self, model: nn.Module, train: Any, val: Any = None) -> FeatureModels:
+    def _fit_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]
+                  ) -> tuple[nn.Module, Any, Any]:
+        """``(model, train, val)`` of ``fit(train, val)`` or the old ``fit(model, train, val)``."""
+        if "model" in kwargs:
+            self.model = kwargs.pop("model")
+        elif args and isinstance(args[0], nn.Module):
+            self.model, args = args[0], args[1:]
+        names = ("train", "val")
+        given = dict(zip(names, args, strict=False))
+        unknown = set(kwargs) - set(names)
+        if len(args) > 2 or unknown or set(given) & set(kwargs):
+            raise InputError("call FeatureModels(model).fit(train, val=None)")
+        given.update(kwargs)
+        if not isinstance(self.model, nn.Module):
+            raise InputError("FeatureModels needs the model: FeatureModels(model).fit(train)")
+        if "train" not in given:
+            raise InputError("FeatureModels.fit needs the labelled training data")
+        return self.model, given["train"], given.get("val")
+
+    def _layers(self, model: nn.Module) -> list[str]:
+        if self.layer is not None:
+            hooks.resolve(model, self.layer)
+            return [self.layer]
+        layers = list(self.layers) if self.layers else zoo.hidden_layers(model)
+        if not layers:
+            raise InputError("no hidden layers to analyse; pass layers=[...]")
+        return layers
+
+    def fit(self, *args: Any, **kwargs: Any) -> FeatureModels:
         """Fit one softmax layer per hidden layer on ``train`` and score it on ``val``.
 
-        Without ``val`` a seeded 20 % of the (subsampled) training data is held out.
+        Call as ``fit(train, val=None)`` (model given to the constructor) or, as before,
+        ``fit(model, train, val=None)``. Without ``val`` a seeded 20 % of the (subsampled)
+        training data is held out.
         """
+        model, train, val = self._fit_args(args, kwargs)
         x, y = as_xy(train, "train")
         if y is None:
             raise InputError("feature models need labelled training data")
         k = int(getattr(train, "num_classes", 0) or int(y.max()) + 1)
         g = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(x), generator=g)[: self.max_samples]
-        if val is None:
-            cut = max(1, len(order) // 5)
-            xv, yv = x[order[:cut]], y[order[:cut]]
-            order = order[cut:]
-        else:
-            xv, yv = as_xy(val, "val")
-            vo = torch.randperm(len(xv), generator=g)[: self.max_samples]
-            xv, yv = xv[vo], yv[vo]
-        xt, yt = x[order], y[order].cpu()
-        if self.layer is not None:
-            hooks.resolve(model, self.layer)
-            layers = [self.layer]
-        else:
-            layers = list(self.layers) if self.layers else zoo.hidden_layers(model)
-        if not layers:
-            raise InputError("no hidden layers to analyse; pass layers=[...]")
+        xt, yt, xv, yv = _subsample(x, y, val, self.max_samples, g)
+        layers = self._layers(model)
         self.heads_: dict[str, LinearHead] = {}
         self.accuracy_: dict[str, float] = {}
         for name in layers:
@@ -177,7 +213,7 @@ class FeatureModels:
             fv = extract(model, name, xv, batch_size=self.batch_size)
             head = fit_softmax(ft, yt, k, epochs=self.epochs, seed=self.seed)
             self.heads_[name] = head
-            self.accuracy_[name] = head.accuracy(fv, yv.cpu())
+            self.accuracy_[name] = head.accuracy(fv, yv)
         best = max(self.accuracy_.values())
         self.layer_ = next(n for n in layers if self.accuracy_[n] >= best - self.tolerance)
         self.shape_ = layer_shape(model, self.layer_, xt)
@@ -185,8 +221,7 @@ class FeatureModels:
         return self
 
     def _check(self) -> None:
-        if not hasattr(self, "layer_"):
-            raise NotFittedError("FeatureModels is not fitted; call fit(model, train) first")
+        check_fitted(self, "layer_", hint="call fit(train) (or fit(model, train)) first")
 
     def to_dict(self) -> dict[str, Any]:
         """Per-layer accuracy and the chosen layer."""
@@ -199,3 +234,31 @@ class FeatureModels:
         """K×D weight matrix of the chosen layer's feature model."""
         self._check()
         return self.heads_[self.layer_].weight.numpy()
+
+    # -- persistence (protocol.Persistent) ---------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        self._check()
+        names = list(self.heads_)
+        arrays: dict[str, torch.Tensor] = {}
+        for i, name in enumerate(names):
+            arrays[f"weight_{i}"] = self.heads_[name].weight
+            arrays[f"bias_{i}"] = self.heads_[name].bias
+        meta = {"params": self.get_params(), "heads": names, "accuracy": self.accuracy_,
+                "layer_": self.layer_, "shape": list(self.shape_),
+                "num_classes": self.num_classes_}
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                    model: nn.Module | None = None) -> FeatureModels:
+        if model is not None:
+            hooks.resolve(model, meta["layer_"])
+        fm = cls(model, **meta["params"])
+        fm.heads_ = {name: LinearHead(torch.from_numpy(arrays[f"weight_{i}"]),
+                                      torch.from_numpy(arrays[f"bias_{i}"]))
+                     for i, name in enumerate(meta["heads"])}
+        fm.accuracy_ = {k: float(v) for k, v in meta["accuracy"].items()}
+        fm.layer_ = meta["layer_"]
+        fm.shape_ = tuple(meta["shape"])
+        fm.num_classes_ = int(meta["num_classes"])
+        return fm

@@ -8,6 +8,8 @@ Example
 >>> joint = JointDetector([AmIDetector(model), FeatureSqueezingDetector(model)],
 ...                       target_fpr=0.05).fit(x_benign, boxes)            # doctest: +SKIP
 >>> joint.detect(x_adv)                                                     # doctest: +SKIP
+>>> det = detect.get("squeeze", model, target_fpr=0.05)                     # doctest: +SKIP
+>>> report = detect.evaluate({"AmI": ami, "FS": fs}, x, y, adversarial={"FGSM": fgsm_result})
 """
 
 from deepscope.detect.ami import (
@@ -21,27 +23,42 @@ from deepscope.detect.ami import (
     substitute,
 )
 from deepscope.detect.base import DETECTORS, DetectionResult, Detector, quantile_threshold
+from deepscope.detect.calibration import HeldOut, hold_out, split_calibration
+from deepscope.detect.evaluate import DetectionReport, evaluate
 from deepscope.detect.joint import JointDetector
 from deepscope.detect.probe import AttributeProbeResult, attribute_probe
 from deepscope.detect.squeeze import FeatureSqueezingDetector, median_filter, reduce_bit_depth
+
+# isort: off
+from deepscope.detect.registry import detector_class, get, names, param_names
+# isort: on
 
 __all__ = [
     "DETECTORS",
     "AmIDetector",
     "AttributeProbeResult",
     "AttributeSet",
+    "DetectionReport",
     "DetectionResult",
     "Detector",
     "FeatureSqueezingDetector",
+    "HeldOut",
     "JointDetector",
     "SteeredModel",
     "SteeringConfig",
     "WitnessSet",
     "attribute_probe",
+    "detector_class",
+    "evaluate",
     "extract_witnesses",
+    "get",
+    "hold_out",
     "median_filter",
+    "names",
+    "param_names",
     "preserve",
     "quantile_threshold",
     "reduce_bit_depth",
+    "split_calibration",
     "substitute",
 ]

@@ -11,16 +11,23 @@ per-member quantile level for every member, chosen so that the union flags at mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
-from deepscope.detect.ami.attributes import AttributeSet
-from deepscope.detect.ami.detector import split_calibration
+from deepscope._validate import check_int, check_probability
 from deepscope.detect.base import DETECTORS, DetectionResult, Detector, check_images
+from deepscope.detect.calibration import hold_out
 from deepscope.errors import InputError
 
 __all__ = ["JointDetector", "benign_level"]
+
+#: Members of ``detect.get("joint", model, ...)`` unless ``members=`` says otherwise.
+DEFAULT_MEMBERS = ("ami", "squeeze")
+#: Parameters of the joint detector that its members also get (when they take them).
+_SHARED = ("target_fpr", "seed", "progress", "batch_size")
 
 
 def benign_level(scores: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -74,8 +81,44 @@ class JointDetector(Detector):
             raise InputError("every member of a JointDetector must protect the same model")
         super().__init__(model, target_fpr=target_fpr, batch_size=batch_size, progress=progress)
         self.detectors = dets
-        self.calib_fraction = calib_fraction
-        self.seed = int(seed)
+        self.calib_fraction = check_probability("calib_fraction", calib_fraction)
+        self.seed = check_int("seed", seed, low=0)
+
+    # ------------------------------------------------------------------ factory
+    @classmethod
+    def factory_params(cls) -> list[str]:
+        """The joint detector's own parameters, ``members``, and every member's parameters."""
+        own = [p for p in cls.param_names() if p != "detectors"]
+        extra = {p for name in DETECTORS.names() if name != cls.name
+                 for p in DETECTORS.get(name).factory_params()}
+        return [*own, "members", *sorted(extra - set(own))]
+
+    @classmethod
+    def create(cls, model: nn.Module, *, members: Sequence[str] = DEFAULT_MEMBERS,
+               **params: Any) -> JointDetector:
+        """The union of the registered detectors ``members`` on ``model``.
+
+        ``target_fpr``, ``seed``, ``progress`` and ``batch_size`` go to the union and to every
+        member that takes them; ``calib_fraction`` to the union; any other parameter to the
+        members that take it (an error if none does).
+        """
+        own = {k: params.pop(k) for k in [*cls.param_names()] if k in params}
+        if "detectors" in own:
+            raise InputError("pass members=(names...) to detect.get('joint', ...), or build "
+                             "JointDetector([...]) directly")
+        names = members.split(",") if isinstance(members, str) else list(members)
+        if not names or cls.name in names:
+            raise InputError(f"members must name registered detectors other than 'joint'; "
+                             f"choose from {[n for n in DETECTORS.names() if n != cls.name]}")
+        classes = [DETECTORS.get(m) for m in names]
+        unused = set(params) - {p for c in classes for p in c.factory_params()}
+        if unused:
+            raise InputError(f"no member of this joint detector ({', '.join(names)}) takes "
+                             f"{sorted(unused)}")
+        shared = {k: v for k, v in own.items() if k in _SHARED}
+        dets = [c.create(model, **{k: v for k, v in {**shared, **params}.items()
+                                   if k in c.factory_params()}) for c in classes]
+        return cls(dets, **own)
 
     @property
     def takes_any_boxes(self) -> bool:
@@ -100,19 +143,12 @@ class JointDetector(Detector):
         if self.takes_any_boxes and boxes is None and masks is None:
             raise InputError("a member of this JointDetector (AmI) needs attribute boxes: "
                              "pass boxes (N×A×4) or masks=")
+        x_fit = x_benign
         if x_calib is None:
-            fit_idx, cal_idx = split_calibration(x_benign.shape[0], self.calib_fraction,
-                                                 self.seed)
-            x_calib = x_benign[cal_idx.to(x_benign.device)]
-            x_fit = x_benign[fit_idx.to(x_benign.device)]
-            if boxes is not None and not isinstance(boxes, AttributeSet):
-                boxes = torch.as_tensor(boxes)[fit_idx]
-            if masks is not None:
-                masks = masks[fit_idx.to(masks.device)]
-            if groups is not None:
-                groups = torch.as_tensor(groups)[fit_idx]
-        else:
-            x_fit = x_benign
+            split = hold_out(x_benign, self.calib_fraction, self.seed, boxes=boxes,
+                             masks=masks, groups=groups)
+            x_fit, x_calib = split.x_fit, split.x_calib
+            boxes, masks, groups = split.boxes, split.masks, split.groups
         check_images(x_calib, "x_calib", model_shape=tuple(x_benign.shape[1:]))
         for det in self.detectors:
             if det.takes_boxes:
@@ -144,15 +180,18 @@ class JointDetector(Detector):
         """Joint scores and flags; ``extra["member_levels"]`` holds each member's level."""
         self._check_fitted()
         check_images(x, model_shape=self.input_shape_)
-        levels = torch.cat([self._levels(x[i : i + self.batch_size])
-                            for i in range(0, x.shape[0], self.batch_size)], dim=1)
-        scores = levels.amax(0).to(x.dtype)
+        levels = self._batched(lambda xb: self._levels(xb).T, x)  # N × members
+        scores = levels.amax(1).to(x.dtype)
         return DetectionResult(scores=scores, flags=scores > self.threshold_,
                                threshold=float(self.threshold_), detector=self.name,
                                target_fpr=self.target_fpr,
-                               extra={"member_levels": levels.T.contiguous()})
+                               extra={"member_levels": levels.contiguous()})
 
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    def members(self) -> list[Detector]:
+        """The member detectors."""
+        return list(self.detectors)
+
+    def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         members, arrays = [], {}
         for i, det in enumerate(self.detectors):
             meta, arr = det.state()
@@ -161,12 +200,14 @@ class JointDetector(Detector):
         return {"members": members, "calib_fraction": self.calib_fraction,
                 "seed": self.seed}, arrays
 
-    def _set_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]) -> None:
-        self.detectors = []
+    @classmethod
+    def _rebuild(cls, model: nn.Module, meta: dict[str, Any], arrays: dict[str, torch.Tensor],
+                 *, progress: bool) -> JointDetector:
+        dets = []
         for i, m in enumerate(meta["members"]):
             prefix = f"m{i}."
             arr = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            self.detectors.append(Detector.from_state(self.model, m, arr,
-                                                      progress=self.progress))
-        self.calib_fraction = meta["calib_fraction"]
-        self.seed = meta["seed"]
+            dets.append(Detector.from_state(model, m, arr, progress=progress))
+        return cls(dets, target_fpr=float(meta["target_fpr"]),
+                   calib_fraction=meta["calib_fraction"], seed=meta["seed"],
+                   batch_size=int(meta["batch_size"]), progress=progress)

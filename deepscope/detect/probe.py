@@ -16,18 +16,19 @@ the result holds the test accuracy of both feature sets per attribute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepscope._jsonable import to_jsonable
 from deepscope.detect.ami.attributes import AttributeSet
 from deepscope.detect.ami.witnesses import WitnessSet, _region_map
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models.execution import model_device, preserved_state
+from deepscope.models.execution import batch_slices, inference, model_device
 
 __all__ = ["AttributeProbeResult", "attribute_probe", "descriptor_layer", "remove_attribute"]
 
@@ -46,16 +47,8 @@ class AttributeProbeResult:
     n_test: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "attributes": list(self.attributes),
-            "witness_accuracy": list(self.witness_accuracy),
-            "descriptor_accuracy": list(self.descriptor_accuracy),
-            "witness_dims": list(self.witness_dims),
-            "descriptor_layer": self.descriptor_layer,
-            "descriptor_dims": self.descriptor_dims,
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-        }
+        """Plain-type summary (every field)."""
+        return to_jsonable(asdict(self))
 
 
 def descriptor_layer(model: nn.Module) -> str:
@@ -86,11 +79,11 @@ def _features(model: nn.Module, x: torch.Tensor, attrs: AttributeSet, attribute:
     layers = [layer for layer in witnesses.layers if witnesses.channels[layer][name]]
     wit, desc = [], []
     device = model_device(model)
-    for i in range(0, x.shape[0], batch_size):
-        xb = x[i : i + batch_size].to(device)
-        idx = torch.arange(i, i + xb.shape[0])
+    for sl in batch_slices(x.shape[0], batch_size):
+        xb = x[sl].to(device)
+        idx = torch.arange(sl.start, sl.stop)
         mask = attrs.region(idx, attribute, tuple(x.shape[2:]), dtype=xb.dtype, device=device)
-        with torch.no_grad(), hooks.capture(model, [*layers, descriptor]) as acts:
+        with inference(model), hooks.capture(model, [*layers, descriptor]) as acts:
             model(xb)
         parts = []
         for layer in layers:
@@ -102,6 +95,21 @@ def _features(model: nn.Module, x: torch.Tensor, attrs: AttributeSet, attribute:
         wit.append(torch.cat(parts, 1) if parts else torch.zeros(xb.shape[0], 0))
         desc.append(acts[descriptor].flatten(1).float())
     return torch.cat(wit).cpu(), torch.cat(desc).cpu()
+
+
+def _presence_set(model: nn.Module, x: torch.Tensor, attrs: AttributeSet, attribute: int,
+                  witnesses: WitnessSet, descriptor: str, *, feather: float, blur: int,
+                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Witness and descriptor features of intact and attribute-removed images, and labels."""
+    removed = remove_attribute(x, attrs, attribute, feather=feather, blur=blur)
+    both = torch.cat([x, removed])
+    both_attrs = AttributeSet(
+        boxes=None if attrs.boxes is None else torch.cat([attrs.boxes] * 2),
+        masks=None if attrs.masks is None else torch.cat([attrs.masks] * 2),
+        names=attrs.names)
+    wf, df = _features(model, both, both_attrs, attribute, witnesses, descriptor, batch_size)
+    y = torch.cat([torch.ones(x.shape[0]), torch.zeros(x.shape[0])])
+    return wf, df, y
 
 
 def _logistic(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor,
@@ -122,8 +130,7 @@ def _logistic(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torc
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        pred = (xte @ w + b) > 0
+    pred = (xte @ w + b).detach() > 0
     return float((pred == yte.bool()).float().mean())
 
 
@@ -163,26 +170,15 @@ def attribute_probe(model: nn.Module, witnesses: WitnessSet, x_train: torch.Tens
     hooks.resolve(model, descriptor)
     w_acc, d_acc, dims = [], [], []
     n_desc = 0
-    with preserved_state(model):
-        model.eval()
-        for a in range(a_tr.num_attributes):
-            sets = []
-            for x, attrs in ((x_train, a_tr), (x_test, a_te)):
-                removed = remove_attribute(x, attrs, a, feather=feather, blur=blur)
-                both = torch.cat([x, removed])
-                both_attrs = AttributeSet(
-                    boxes=None if attrs.boxes is None else torch.cat([attrs.boxes] * 2),
-                    masks=None if attrs.masks is None else torch.cat([attrs.masks] * 2),
-                    names=attrs.names)
-                wf, df = _features(model, both, both_attrs, a, witnesses, descriptor,
-                                   batch_size)
-                y = torch.cat([torch.ones(x.shape[0]), torch.zeros(x.shape[0])])
-                sets.append((wf, df, y))
-            (wtr, dtr, ytr), (wte, dte, yte) = sets
-            w_acc.append(_logistic(wtr, ytr, wte, yte))
-            d_acc.append(_logistic(dtr, ytr, dte, yte))
-            dims.append(int(wtr.shape[1]))
-            n_desc = int(dtr.shape[1])
+    for a in range(a_tr.num_attributes):
+        (wtr, dtr, ytr), (wte, dte, yte) = (
+            _presence_set(model, x, attrs, a, witnesses, descriptor, feather=feather, blur=blur,
+                          batch_size=batch_size)
+            for x, attrs in ((x_train, a_tr), (x_test, a_te)))
+        w_acc.append(_logistic(wtr, ytr, wte, yte))
+        d_acc.append(_logistic(dtr, ytr, dte, yte))
+        dims.append(int(wtr.shape[1]))
+        n_desc = int(dtr.shape[1])
     return AttributeProbeResult(tuple(witnesses.attributes), tuple(w_acc), tuple(d_acc),
                                 tuple(dims), descriptor, n_desc, 2 * x_train.shape[0],
                                 2 * x_test.shape[0])

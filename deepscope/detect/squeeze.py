@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepscope._validate import check_int
 from deepscope.detect.base import DETECTORS, Detector, check_images
 from deepscope.errors import InputError
-from deepscope.models.execution import model_device, preserved_state
+from deepscope.models.execution import inference, model_device
 
 __all__ = ["FeatureSqueezingDetector", "median_filter", "reduce_bit_depth"]
 
@@ -68,13 +69,10 @@ class FeatureSqueezingDetector(Detector):
                  median_size: int | None = 2, batch_size: int = 64, progress: bool = True
                  ) -> None:
         super().__init__(model, target_fpr=target_fpr, batch_size=batch_size, progress=progress)
-        if bit_depth is not None and (isinstance(bit_depth, bool) or not isinstance(bit_depth, int)
-                                      or not 1 <= bit_depth <= 16):
-            raise InputError(f"bit_depth must be an integer in 1..16 or None, got {bit_depth!r}")
-        if median_size is not None and (isinstance(median_size, bool)
-                                        or not isinstance(median_size, int) or median_size < 1):
-            raise InputError(f"median_size must be a positive integer or None, got "
-                             f"{median_size!r}")
+        if bit_depth is not None:
+            bit_depth = check_int("bit_depth", bit_depth, low=1, high=16)
+        if median_size is not None:
+            median_size = check_int("median_size", median_size, low=1)
         if bit_depth is None and median_size is None:
             raise InputError("feature squeezing needs at least one squeezer (bit_depth or "
                              "median_size)")
@@ -82,6 +80,7 @@ class FeatureSqueezingDetector(Detector):
         self.median_size = median_size
 
     def squeezers(self) -> list[tuple[str, Any]]:
+        """``(name, function)`` of every squeezer, in score order."""
         out = []
         if self.bit_depth is not None:
             out.append((f"bit-depth-{self.bit_depth}",
@@ -101,22 +100,13 @@ class FeatureSqueezingDetector(Detector):
         self._calibrate(x_calib)
         return self
 
-    @torch.no_grad()
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         xs = x.to(model_device(self.model))
-        batch = torch.cat([xs] + [fn(xs) for _, fn in self.squeezers()])
-        with preserved_state(self.model):
-            self.model.eval()
+        with inference(self.model):
+            batch = torch.cat([xs] + [fn(xs) for _, fn in self.squeezers()])
             p = torch.softmax(self.model(batch).float(), dim=1)
         n = xs.shape[0]
         base = p[:n]
         dists = torch.stack([(p[(i + 1) * n : (i + 2) * n] - base).abs().sum(1)
                              for i in range(len(self.squeezers()))])
         return dists.amax(0).to(dtype=x.dtype)
-
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        return {"bit_depth": self.bit_depth, "median_size": self.median_size}, {}
-
-    def _set_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]) -> None:
-        self.bit_depth = meta["bit_depth"]
-        self.median_size = meta["median_size"]

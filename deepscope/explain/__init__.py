@@ -1,14 +1,18 @@
 """Black-box explanations: DMM-MEN (Bayesian non-parametric mixture) and its baselines.
 
 Every explainer follows ``fit(x, predict_proba, target=c)`` → ``explain(x)`` →
-:class:`Explanation` (``top_features(k)``, ``feature_mask(k)``, ``to_dict()``), and perturbs
-inputs through one shared :class:`FeatureSpace`. ``get(name, **params)`` builds one by its
-registry name: ``dmm-men``, ``lime``, ``kernel-shap``, ``random``, ``integrated-gradients``.
-Fidelity tests live in :mod:`deepscope.explain.fidelity`.
+:class:`Explanation` (``top_features(k)``, ``feature_mask(k)``, ``to_dict()``,
+``save(path)`` / ``Explanation.load(path)``), and perturbs inputs through one shared
+:class:`FeatureSpace`. The black boxes get ``predict_proba`` in ``fit``; the white-box
+:class:`IntegratedGradients` gets the torch model in its constructor. ``get(name, **params)``
+builds one by its registry name (unknown parameters rejected): ``dmm-men``, ``lime``,
+``kernel-shap``, ``random``, ``integrated-gradients``; ``get_params()`` lists an explainer's
+parameters. Fidelity tests live in :mod:`deepscope.explain.fidelity`; several explainers on the
+same inputs in :mod:`deepscope.explain.compare` (:func:`side_by_side` → :class:`Comparison`).
 """
 
+from deepscope.explain import compare, fidelity
 from deepscope.explain import dmm_men as _dmm_men  # noqa: F401  (registers "dmm-men" first)
-from deepscope.explain import fidelity
 from deepscope.explain._overlay import plot_overlay
 from deepscope.explain.base import (
     EXPLAINERS,
@@ -20,6 +24,7 @@ from deepscope.explain.base import (
     names,
 )
 from deepscope.explain.baselines import IntegratedGradients, KernelShap, Lime, RandomExplainer
+from deepscope.explain.compare import Comparison, ExplainRun, side_by_side
 from deepscope.explain.dmm_men import DMMMEN
 from deepscope.explain.explanation import Explanation, load_npz, save_npz
 from deepscope.explain.features import (
@@ -37,6 +42,8 @@ __all__ = [
     "DMMMEN",
     "EXPLAINERS",
     "BlackBox",
+    "Comparison",
+    "ExplainRun",
     "Explainer",
     "Explanation",
     "FeatureSpace",
@@ -49,6 +56,7 @@ __all__ = [
     "SuperpixelSpace",
     "TabularSpace",
     "class_logit",
+    "compare",
     "fidelity",
     "fill_values",
     "get",
@@ -57,4 +65,5 @@ __all__ = [
     "names",
     "plot_overlay",
     "save_npz",
+    "side_by_side",
 ]

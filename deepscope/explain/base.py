@@ -1,29 +1,65 @@
-"""Explainer base class, registry and the black-box wrapper every explainer queries through."""
+"""Explainer base class, registry and the black-box wrapper every explainer queries through.
+
+Where the model goes (see :mod:`deepscope.protocol`): the black-box explainers (DMM-MEN, LIME,
+KernelSHAP, random features) receive the ``predict_proba`` callable in ``fit(x, predict_proba,
+target=c)``; :class:`~deepscope.explain.gradients.IntegratedGradients`, a white-box explainer,
+receives the torch model in its constructor.
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from deepscope.errors import InputError, NotFittedError
+from deepscope._validate import check_int
+from deepscope.errors import InputError
 from deepscope.explain.explanation import Explanation
 from deepscope.explain.features import (
     FeatureSpace,
     GridSpace,
     TabularSpace,
     check_inputs,
+    fill_values,
 )
+from deepscope.models import execution
+from deepscope.protocol import Params, check_fitted
 from deepscope.registry import Registry
 
 EXPLAINERS: Registry[type[Explainer]] = Registry("explainer")
 
 
-def get(method: str, **params) -> Explainer:
-    """Build the explainer registered as ``method`` (``"dmm-men"``, ``"lime"``, ...)."""
-    return EXPLAINERS.get(method)(**params)
+def get(method: str, **params: Any) -> Explainer:
+    """Build the explainer registered as ``method`` (``"dmm-men"``, ``"lime"``, ...).
+
+    Parameters
+    ----------
+    method : str
+        A name of :func:`names`.
+    **params
+        Constructor parameters; white-box explainers also take ``model=``.
+
+    Raises
+    ------
+    InputError
+        A key the explainer's constructor does not take (the message lists the valid ones).
+    """
+    cls = EXPLAINERS.get(method)
+    takes = inspect.signature(cls.__init__).parameters
+    subjects = {k: params.pop(k) for k in cls._subject_args if k in params}
+    if subjects and not set(subjects) <= set(takes):
+        raise InputError(
+            f"explainer {method!r} is a black box and takes no {sorted(subjects)}: pass "
+            "predict_proba to .fit(x, predict_proba, target=c)"
+        )
+    cls.check_params(params, what=f"explainer {method!r}")
+    return cls(**subjects, **params)
 
 
 def names() -> list[str]:
@@ -48,30 +84,28 @@ class BlackBox:
                 f"predict_proba must be callable (numpy inputs -> N×K probabilities), "
                 f"got {type(predict_proba).__name__}"
             )
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.fn = predict_proba
-        self.batch_size = batch_size
+        self.batch_size = check_int("batch_size", batch_size, low=1)
         self.queries = 0
         self.seconds = 0.0
 
+    def _query(self, xb: np.ndarray) -> np.ndarray:
+        part = np.asarray(self.fn(xb), dtype=np.float64)
+        if part.ndim != 2 or part.shape[0] != len(xb):
+            raise InputError(
+                f"predict_proba must return an N×K array; for {len(xb)} inputs it returned "
+                f"shape {part.shape}"
+            )
+        if not np.all(np.isfinite(part)) or part.min() < -1e-6 or part.max() > 1 + 1e-6:
+            raise InputError(
+                "predict_proba returned values outside [0, 1] or NaN; pass a function "
+                "returning probabilities (apply softmax to logits)"
+            )
+        return part
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = []
         start = time.perf_counter()
-        for i in range(0, len(x), self.batch_size):
-            part = np.asarray(self.fn(x[i : i + self.batch_size]), dtype=np.float64)
-            n = min(self.batch_size, len(x) - i)
-            if part.ndim != 2 or part.shape[0] != n:
-                raise InputError(
-                    f"predict_proba must return an N×K array; for {n} inputs it returned "
-                    f"shape {part.shape}"
-                )
-            if not np.all(np.isfinite(part)) or part.min() < -1e-6 or part.max() > 1 + 1e-6:
-                raise InputError(
-                    "predict_proba returned values outside [0, 1] or NaN; pass a function "
-                    "returning probabilities (apply softmax to logits)"
-                )
-            out.append(part)
+        out = [self._query(x[sl]) for sl in execution.batch_slices(len(x), self.batch_size)]
         self.seconds += time.perf_counter() - start
         self.queries += len(x)
         return np.concatenate(out) if out else np.zeros((0, 0))
@@ -90,15 +124,14 @@ def class_logit(proba: np.ndarray, target: int) -> np.ndarray:
     return np.clip(np.log(pc) - np.log(rest), -60.0, 60.0)
 
 
-def check_target(target, n_classes: int) -> int:
+def check_target(target: Any, n_classes: int) -> int:
     """Validate a class index against the black box's number of outputs."""
-    if isinstance(target, bool) or not isinstance(target, int | np.integer):
-        raise InputError(f"target must be a class index (int), got {target!r}")
-    if not 0 <= int(target) < n_classes:
+    target = check_int("target", target)
+    if not 0 <= target < n_classes:
         raise InputError(
             f"target {target} is out of range: the model returns {n_classes} classes"
         )
-    return int(target)
+    return target
 
 
 def default_space(x: np.ndarray) -> FeatureSpace:
@@ -106,19 +139,33 @@ def default_space(x: np.ndarray) -> FeatureSpace:
     return GridSpace(2) if x.ndim == 4 else TabularSpace()
 
 
-class Explainer(ABC):
+def progress_range(n: int, desc: str, enabled: bool) -> Any:
+    """``range(n)`` with a progress bar when ``enabled`` (adapters that explain row by row)."""
+    return tqdm(range(n), desc=desc, disable=not enabled, leave=False)
+
+
+class Explainer(Params, ABC):
     """Base class: ``fit(x, predict_proba, target=c)`` then ``explain(x) -> Explanation``.
 
-    Subclasses set ``name`` and implement :meth:`_fit` (may do nothing) and :meth:`_explain`.
-    ``fit`` validates the inputs, fits the feature space when it is not fitted yet, wraps the
-    black box in a :class:`BlackBox` (learned attribute ``black_box_``) and checks ``target``.
+    Subclasses set ``name``, store their constructor arguments with :meth:`_store` and
+    implement :meth:`_fit` (may do nothing) and :meth:`_explain`. ``fit`` validates the inputs,
+    fits the feature space when it is not fitted yet, wraps the black box in a
+    :class:`BlackBox` (learned attribute ``black_box_``) and checks ``target``.
+    ``get_params()`` lists the constructor's parameters (:class:`~deepscope.protocol.Params`).
     """
 
     name: str = "explainer"
 
     space: FeatureSpace | None
 
-    def fit(self, x, predict_proba, target: int = 0) -> Explainer:
+    def _store(self, arguments: Mapping[str, Any]) -> None:
+        """Store every constructor argument under its own name (call with ``locals()``)."""
+        for arg in inspect.signature(type(self).__init__).parameters:
+            if arg != "self":
+                setattr(self, arg, arguments[arg])
+
+    def fit(self, x: Any, predict_proba: Callable[[np.ndarray], np.ndarray],
+            target: int = 0) -> Explainer:
         """Prepare the explainer for class ``target`` of ``predict_proba``; returns ``self``.
 
         Parameters
@@ -147,15 +194,12 @@ class Explainer(ABC):
         self.fit_queries_ = self.black_box_.queries
         return self
 
-    def _fit(self, x: np.ndarray) -> None:  # noqa: B027 - optional hook
+    def _fit(self, x: np.ndarray) -> None:
         """Learn from ``x`` (after the common checks); the default does nothing."""
 
-    def explain(self, x) -> Explanation:
+    def explain(self, x: Any) -> Explanation:
         """Explain each row of ``x`` for the fitted target class."""
-        if not hasattr(self, "target_"):
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call .fit(x, predict_proba, target=c)"
-            )
+        check_fitted(self, "target_", hint="call .fit(x, predict_proba, target=c)")
         x = check_inputs(x)
         if tuple(x.shape[1:]) != self.input_shape_:
             raise InputError(
@@ -190,30 +234,45 @@ class Explainer(ABC):
         """Return ``(N×F attributions, component or None, extras)``."""
 
 
-def model_proba(model, *, batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
+class FillMixin:
+    """The ``fill`` / ``reference`` parameters of the adapters: values of nullified features."""
+
+    fill: str
+    reference: np.ndarray | None
+
+    def _fill(self, x: np.ndarray) -> np.ndarray:
+        ref = self.reference if self.reference is not None else getattr(self, "fit_x_", None)
+        return np.ascontiguousarray(fill_values(x, self.fill, reference=ref))
+
+
+def _as_model_input(x: np.ndarray) -> torch.Tensor:
+    """Floating inputs as float32 (cast to the model's dtype by the batched runner), integer
+    inputs (token ids) as int64."""
+    arr = np.ascontiguousarray(x)
+    dtype = torch.int64 if arr.dtype.kind in "iu" else torch.float32
+    return torch.as_tensor(arr, dtype=dtype)
+
+
+def model_proba(model: torch.nn.Module, *,
+                batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap a PyTorch classifier as a black-box ``predict_proba`` (numpy in, numpy out).
 
-    The callable runs ``model`` without gradients on float32 tensors placed on the model's
-    device and returns float64 softmax probabilities. The model is put in eval mode for the
-    call and its previous mode restored afterwards.
+    The callable runs ``model`` through :func:`deepscope.models.execution.batched` (eval mode,
+    no gradients, every module's mode and parameter flag restored afterwards) on batches of
+    ``batch_size`` placed on the model's device, and returns float64 softmax probabilities
+    (the logits are cast to float64 before the softmax). Floating inputs are float32 (then
+    the model's dtype); integer inputs stay integers (int64).
     """
-    import torch
+    check_int("batch_size", batch_size, low=1)
 
-    params = list(model.parameters())
-    device = params[0].device if params else torch.device("cpu")
+    def softmax64(xb: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(model(xb).double(), dim=1)
 
     def predict_proba(x: np.ndarray) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        try:
-            out = []
-            with torch.no_grad():
-                for i in range(0, len(x), batch_size):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[i : i + batch_size]),
-                                         dtype=torch.float32, device=device)
-                    out.append(torch.softmax(model(xb).double(), dim=1).cpu().numpy())
-            return np.concatenate(out) if out else np.zeros((0, 0))
-        finally:
-            model.train(was_training)
+        if len(x) == 0:
+            return np.zeros((0, 0))
+        out = execution.batched(model, _as_model_input(x), softmax64, batch_size=batch_size)
+        assert isinstance(out, torch.Tensor)
+        return out.numpy()
 
     return predict_proba

@@ -13,10 +13,12 @@ import hashlib
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from deepscope.errors import InputError, NotFittedError
+from deepscope._validate import check_bool, check_choice, check_int
+from deepscope.errors import InputError
 from deepscope.explain.base import EXPLAINERS, Explainer, class_logit
 from deepscope.explain.features import FeatureSpace, fill_values
 from deepscope.explain.sampling import local_samples, random_coalitions
+from deepscope.protocol import check_fitted
 
 ATTRIBUTIONS = ("contribution", "coef")
 
@@ -98,41 +100,25 @@ class DMMMEN(Explainer):
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        self.space = space
-        self.n_components = n_components
-        self.priors = priors
-        self.alpha_prior = alpha_prior
-        self.n_local = n_local
-        self.group_local = group_local
-        self.off_fraction = off_fraction
-        self.fill = fill
-        self.reference = reference
-        self.attribution = attribution
-        self.n_sweeps = n_sweeps
-        self.burn_in = burn_in
-        self.thin = thin
-        self.n_chains = n_chains
-        self.standardize = standardize
-        self.n_threads = n_threads
-        self.batch_size = batch_size
-        self.seed = seed
-        self.progress = progress
+        self._store(locals())
+        self._validate()
 
     def _validate(self) -> None:
-        checks = [
-            (isinstance(self.n_components, int) and self.n_components >= 1, "n_components >= 1"),
-            (isinstance(self.n_local, int) and self.n_local >= 0, "n_local >= 0"),
-            (self.n_sweeps > self.burn_in >= 0, "n_sweeps > burn_in >= 0"),
-            (self.thin >= 1 and self.n_chains >= 1, "thin >= 1 and n_chains >= 1"),
-            (self.attribution in ATTRIBUTIONS, f"attribution in {ATTRIBUTIONS}"),
-            (
-                len(self.priors) >= 1 and all(a > 0 and b > 0 for a, b in self.priors),
-                "priors: (lambda1, lambda2) pairs, both > 0",
-            ),
-        ]
-        for ok, what in checks:
-            if not ok:
-                raise InputError(f"DMMMEN: invalid parameters; need {what}")
+        """Check the parameters that a fit would otherwise trip over half-way."""
+        check_int("n_components", self.n_components, low=1)
+        check_int("n_local", self.n_local, low=0)
+        check_int("burn_in", self.burn_in, low=0)
+        if check_int("n_sweeps", self.n_sweeps) <= self.burn_in:
+            raise InputError(f"DMMMEN: n_sweeps ({self.n_sweeps}) must exceed burn_in "
+                             f"({self.burn_in})")
+        check_int("thin", self.thin, low=1)
+        check_int("n_chains", self.n_chains, low=1)
+        check_choice("attribution", self.attribution, ATTRIBUTIONS)
+        check_bool("group_local", self.group_local)
+        check_bool("standardize", self.standardize)
+        if len(self.priors) < 1 or not all(a > 0 and b > 0 for a, b in self.priors):
+            raise InputError("DMMMEN: priors must be (lambda1, lambda2) pairs, both > 0, "
+                             f"got {self.priors!r}")
 
     @property
     def _fills(self) -> tuple[str, ...]:
@@ -144,7 +130,7 @@ class DMMMEN(Explainer):
         return np.ascontiguousarray(fill_values(x, how, reference=ref))
 
     def _fit(self, x: np.ndarray) -> None:
-        self._validate()
+        self._validate()  # again: parameters may have been set after construction
         space = self.space_
         if not space.shared:
             raise InputError(
@@ -266,8 +252,7 @@ class DMMMEN(Explainer):
 
     def diagnostics(self) -> dict:
         """Sampler diagnostics: traces of every chain, ESS, MH acceptance, timing."""
-        if not hasattr(self, "result_"):
-            raise NotFittedError("DMMMEN is not fitted; call .fit(x, predict_proba, target=c)")
+        check_fitted(self, "result_", hint="call .fit(x, predict_proba, target=c)")
         res = self.result_
         return {
             "loglik_trace": res.loglik_trace,

@@ -1,24 +1,34 @@
-"""The one result object every explainer returns (sliceable, like shap's ``Explanation``)."""
+"""The one result object every explainer returns (sliceable, like shap's ``Explanation``).
+
+It is a :class:`~deepscope.protocol.Persistent` result: ``expl.save(path)`` writes one
+``.npz`` (arrays ``attributions``, ``segments``, ``input_shape``, ``target``, ``method`` and
+``component`` when present, plus a JSON header with method, target, input shape and extras),
+atomically and without pickles; ``Explanation.load(path)`` reads it back. :func:`save_npz` /
+:func:`load_npz` are the older function spellings (``load_npz`` also reads files written before
+the header existed).
+"""
 
 from __future__ import annotations
 
-import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepscope._atomic import atomic_write
+from deepscope._jsonable import to_jsonable
+from deepscope._typing import PathType
+from deepscope._validate import check_choice, check_int
 from deepscope.errors import InputError
-
-PathType = str | os.PathLike
+from deepscope.protocol import Persistent
 
 RANKINGS = ("positive", "abs")
+_LEGACY_KEYS = ("attributions", "segments", "input_shape", "target", "method")
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(Persistent):
     """Per-sample feature attributions for one target class.
 
     Attributes
@@ -48,6 +58,8 @@ class Explanation:
     input_shape: tuple[int, ...]
     component: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    _format = "explanation"
 
     # -- shape -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -82,11 +94,10 @@ class Explanation:
 
     # -- features ----------------------------------------------------------------------------
     def _check_k(self, k: int) -> int:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise InputError(f"k must be an integer, got {k!r}")
+        k = check_int("k", k)
         if not 1 <= k <= self.n_features:
             raise InputError(f"k must be in 1..{self.n_features} (the number of features), got {k}")
-        return int(k)
+        return k
 
     def top_features(self, k: int, by: str = "positive") -> np.ndarray:
         """Indices of each sample's ``k`` most important features, most important first.
@@ -105,8 +116,7 @@ class Explanation:
             ``N×k`` int64, indices in the explainer's feature space. Ties break by index.
         """
         k = self._check_k(k)
-        if by not in RANKINGS:
-            raise InputError(f"by must be one of {RANKINGS}, got {by!r}")
+        check_choice("by", by, RANKINGS)
         score = np.abs(self.attributions) if by == "abs" else self.attributions.copy()
         score = np.where(np.isnan(score), -np.inf, score)
         order = np.argsort(-score, axis=1, kind="stable")
@@ -134,18 +144,6 @@ class Explanation:
             return np.ascontiguousarray(np.broadcast_to(pix, (n, *self.input_shape)))
         return pix.reshape(n, *self.input_shape)
 
-    def heatmap(self) -> np.ndarray:
-        """Attributions painted onto the input grid (``N×H×W`` or ``N×D``); 0 off-feature."""
-        n = len(self)
-        seg = self.segments if self.per_sample_segments else np.broadcast_to(
-            self.segments, (n, *self.segments.shape)
-        )
-        flat = seg.reshape(n, -1)
-        attr = np.nan_to_num(self.attributions)
-        padded = np.concatenate([attr, np.zeros((n, 1))], axis=1)
-        vals = np.take_along_axis(padded, np.where(flat < 0, attr.shape[1], flat), axis=1)
-        return vals.reshape(seg.shape)
-
     # -- export ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: method, target, shapes, attributions and extras."""
@@ -159,55 +157,82 @@ class Explanation:
                 np.isnan(self.attributions), None, self.attributions
             ).tolist(),
             "component": None if self.component is None else self.component.tolist(),
-            "extras": _jsonable(self.extras),
+            "extras": to_jsonable(self.extras),
         }
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+
+    # -- persistence -------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"method": self.method, "target": int(self.target),
+                "input_shape": list(self.input_shape), "extras": to_jsonable(self.extras)}
+        arrays = {
+            "attributions": self.attributions,
+            "segments": self.segments,
+            "input_shape": np.asarray(self.input_shape, dtype=np.int64),
+            "target": np.asarray(self.target, dtype=np.int64),
+            "method": np.asarray(self.method),
+        }
+        if self.component is not None:
+            arrays["component"] = self.component
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Explanation:
+        return cls(
+            method=str(meta["method"]),
+            target=int(meta["target"]),
+            attributions=arrays["attributions"],
+            segments=arrays["segments"],
+            input_shape=tuple(int(v) for v in meta["input_shape"]),
+            component=arrays.get("component"),
+            extras=dict(meta.get("extras") or {}),
+        )
 
 
-def save_npz(explanation: Explanation, path: PathType) -> Path:
-    """Write an explanation to ``path`` (``.npz``) atomically (temp file + rename).
+def save_npz(explanation: Explanation, path: PathType, *, overwrite: bool = True) -> Path:
+    """Write an explanation to ``path`` (``.npz``) atomically: :meth:`Explanation.save`.
 
-    The file holds plain arrays only (``attributions``, ``segments``, ``input_shape``,
-    ``target``, ``method``, and ``component`` when present), so it loads with
-    ``np.load(path, allow_pickle=False)``.
+    Unlike :meth:`Explanation.save`, this older spelling requires the ``.npz`` suffix, creates
+    missing parent folders and, for compatibility, replaces an existing file unless
+    ``overwrite=False``.
     """
     path = Path(path)
     if path.suffix != ".npz":
         raise InputError(f"save_npz writes .npz files; got {path.name!r}")
+    if not isinstance(explanation, Explanation):
+        raise InputError(f"save_npz saves an Explanation, got {type(explanation).__name__}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "attributions": explanation.attributions,
-        "segments": explanation.segments,
-        "input_shape": np.asarray(explanation.input_shape, dtype=np.int64),
-        "target": np.asarray(explanation.target, dtype=np.int64),
-        "method": np.asarray(explanation.method),
-    }
-    if explanation.component is not None:
-        arrays["component"] = explanation.component
-    with atomic_write(path) as fh:
-        np.savez_compressed(fh, **arrays)
-    return path
+    return explanation.save(path, overwrite=overwrite)
+
+
+def _has_header(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "meta_json" in data.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return True  # let Explanation.load report the unreadable file
+
+
+def _load_legacy(path: Path) -> Explanation:
+    """A file of the first format: the arrays of :data:`_LEGACY_KEYS` and no JSON header."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    missing = [k for k in _LEGACY_KEYS if k not in arrays]
+    if missing:
+        raise InputError(f"{path} is not a deepscope explanation file (no {missing})")
+    meta = {"method": str(arrays["method"]), "target": int(arrays["target"]),
+            "input_shape": arrays["input_shape"].tolist()}
+    return Explanation._from_state(meta, arrays)
 
 
 def load_npz(path: PathType) -> Explanation:
-    """Read an explanation written by :func:`save_npz` (no pickles)."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        return Explanation(
-            method=str(data["method"]),
-            target=int(data["target"]),
-            attributions=data["attributions"],
-            segments=data["segments"],
-            input_shape=tuple(int(v) for v in data["input_shape"]),
-            component=data["component"] if "component" in data else None,
-        )
+    """Read an explanation written by :func:`save_npz` or :meth:`Explanation.save` (no pickles).
+
+    Files written by older deepscope versions (arrays only, no JSON header) load too, with
+    empty ``extras``.
+    """
+    path = Path(path)
+    if path.is_file() and not _has_header(path):
+        return _load_legacy(path)
+    return Explanation.load(path)

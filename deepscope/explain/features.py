@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from deepscope._validate import check_int
 from deepscope.errors import InputError, NotFittedError
 
 BASELINES = ("zero", "mean", "blur")
@@ -266,8 +267,7 @@ class GridSpace(FeatureSpace):
     def _segmentation(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 4:
             raise InputError("GridSpace needs images (N×C×H×W); use TabularSpace for rows")
-        if not isinstance(self.cell, int | np.integer) or self.cell < 1:
-            raise InputError(f"cell must be a positive integer, got {self.cell!r}")
+        check_int("cell", self.cell, low=1)
         h, w = x.shape[2:]
         rows = np.arange(h) // self.cell
         cols = np.arange(w) // self.cell
@@ -327,10 +327,6 @@ class SuperpixelSpace(FeatureSpace):
         x = check_inputs(x)
         self._check_shape(x)
         return np.stack([self._slic(img) for img in x])
-
-    def n_features_of(self, x) -> np.ndarray:
-        """Number of superpixels of each input."""
-        return self.segments(x).reshape(len(x), -1).max(axis=1) + 1
 
 
 class TabularSpace(FeatureSpace):

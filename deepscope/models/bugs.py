@@ -1,8 +1,9 @@
 """Reproducible model bugs from *biased training inputs* (the MODE paper's root cause).
 
 Each function returns a modified copy of a training :class:`~deepscope.data.Dataset` and a
-:class:`BugRecipe` that records exactly what was done. A model trained on the copy shows the bug
-on the chosen label:
+:class:`InjectedBug` that records exactly what was done (``BugRecipe`` is its old name, kept as
+an alias; a *diagnosed* bug is :class:`deepscope.debug.Bug`). A model trained on the copy shows
+the bug on the chosen label:
 
 ``underfit(train, L, keep=0.1, mislabel=0.0)``
     *Starve* label ``L``: keep a seeded random ``keep`` share of its samples (``round(keep · n_L)``;
@@ -22,7 +23,8 @@ on the chosen label:
     The model fits these look-alike samples (high training accuracy on ``L``) but misses the
     rest of ``L``'s variety (lower test accuracy): an over-fitting bug.
 
-The sample order of the dataset is preserved; ``info["bug"]`` of the result holds the recipe.
+The sample order of the dataset is preserved; ``info["bug"]`` of the result holds the record.
+k-means lives in :mod:`deepscope.models.cluster` (``bugs.kmeans`` stays importable).
 """
 
 from __future__ import annotations
@@ -35,18 +37,21 @@ from typing import Any
 
 import torch
 
+from deepscope._jsonable import to_jsonable
+from deepscope._validate import check_choice, check_int, check_number
 from deepscope.errors import InputError
+from deepscope.models.cluster import kmeans
 from deepscope.registry import Registry
 
-__all__ = ["BugRecipe", "get", "names", "overfit", "underfit"]
+__all__ = ["BugRecipe", "InjectedBug", "get", "kmeans", "names", "overfit", "underfit"]
 
 BUGS: Registry[Callable[..., Any]] = Registry("bug")
 NARROW_MODES = ("prototype", "anchor")
 
 
 @dataclass(frozen=True)
-class BugRecipe:
-    """What a bug injection did.
+class InjectedBug:
+    """What a bug injection did (the record of an *injected* bug; ``BugRecipe`` is an alias).
 
     Attributes
     ----------
@@ -67,12 +72,11 @@ class BugRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy."""
-        return {
-            "kind": self.kind,
-            "label": self.label,
-            "description": self.description,
-            "params": dict(self.params),
-        }
+        return to_jsonable({"kind": self.kind, "label": self.label,
+                            "description": self.description, "params": dict(self.params)})
+
+
+BugRecipe = InjectedBug  # the old name
 
 
 def names() -> list[str]:
@@ -97,19 +101,26 @@ def _check(train: Any, label: Any, keep: Any, seed: Any) -> torch.Tensor:
     if not (hasattr(train, "x") and hasattr(train, "y") and hasattr(train, "subset")):
         raise InputError(f"train must be a deepscope.data.Dataset, got {type(train).__name__}")
     k = int(train.num_classes)
-    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < k:
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < k:
         raise InputError(f"label must be an int in [0, {k}), got {label!r}")
-    if not isinstance(keep, (int, float)) or not 0.0 <= keep <= 1.0:
-        raise InputError(f"keep must be a share in [0, 1], got {keep!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"seed must be an int, got {seed!r}")
+    check_number("keep", keep, low=0.0, high=1.0)
+    check_int("seed", seed)
     idx = torch.nonzero(train.y.cpu() == label).flatten()
     if len(idx) == 0:
         raise InputError(f"label {label} has no samples in the training set")
     return idx
 
 
-def _result(train: Any, index: torch.Tensor, y: torch.Tensor | None, recipe: BugRecipe) -> Any:
+def _record(kind: str, label: int, description: str, train: Any, index: torch.Tensor,
+            idx: torch.Tensor, n_keep: int, args: dict[str, Any], extra: dict[str, Any]
+            ) -> InjectedBug:
+    """The :class:`InjectedBug`: the arguments, the counts every injection reports, extras."""
+    return InjectedBug(kind=kind, label=label, description=description, params={
+        **args, "n_before": len(train.y), "n_after": len(index),
+        "n_label_before": len(idx), "n_label_kept": n_keep, **extra})
+
+
+def _result(train: Any, index: torch.Tensor, y: torch.Tensor | None, recipe: InjectedBug) -> Any:
     ds = train.subset(index)
     info = {**dict(getattr(ds, "info", {}) or {}), "bug": recipe.to_dict()}
     changes: dict[str, Any] = {"info": info}
@@ -125,7 +136,7 @@ def _result(train: Any, index: torch.Tensor, y: torch.Tensor | None, recipe: Bug
 @BUGS.register("underfit")
 def underfit(
     train: Any, label: int, *, keep: float = 0.1, mislabel: float = 0.0, seed: int = 0
-) -> tuple[Any, BugRecipe]:
+) -> tuple[Any, InjectedBug]:
     """Starve ``label``: keep a ``keep`` share of its samples, optionally mislabel some.
 
     Parameters
@@ -143,11 +154,10 @@ def underfit(
 
     Returns
     -------
-    (Dataset, BugRecipe)
+    (Dataset, InjectedBug)
     """
     idx = _check(train, label, keep, seed)
-    if not isinstance(mislabel, (int, float)) or not 0.0 <= mislabel <= 1.0:
-        raise InputError(f"mislabel must be a share in [0, 1], got {mislabel!r}")
+    check_number("mislabel", mislabel, low=0.0, high=1.0)
     k = int(train.num_classes)
     g = torch.Generator().manual_seed(seed)
     n_keep = _round(keep * len(idx))
@@ -164,54 +174,27 @@ def underfit(
         full = y_cpu.clone()
         full[flipped] = new_labels
         y_new = full[index]
-    recipe = BugRecipe(
-        kind="underfit",
-        label=label,
-        description=(
-            f"under-fitting on label {label}: kept {n_keep} of its {len(idx)} training samples"
-            + (f", {n_mis} of them relabelled to other labels" if n_mis else "")
-        ),
-        params={
-            "keep": float(keep),
-            "mislabel": float(mislabel),
-            "seed": seed,
-            "n_before": len(train.y),
-            "n_after": len(index),
-            "n_label_before": len(idx),
-            "n_label_kept": n_keep,
-            "n_mislabelled": n_mis,
-        },
-    )
+    description = (f"under-fitting on label {label}: kept {n_keep} of its {len(idx)} training "
+                   "samples" + (f", {n_mis} of them relabelled to other labels" if n_mis else ""))
+    recipe = _record("underfit", label, description, train, index, idx, n_keep,
+                     {"keep": float(keep), "mislabel": float(mislabel), "seed": seed},
+                     {"n_mislabelled": n_mis})
     return _result(train, index, y_new, recipe), recipe
 
 
 @BUGS.register("overfit")
 def overfit(
     train: Any, label: int, *, keep: float = 0.1, narrow: str = "prototype", seed: int = 0
-) -> tuple[Any, BugRecipe]:
+) -> tuple[Any, InjectedBug]:
     """Keep only the ``keep`` share of ``label``'s samples nearest one prototype.
 
-    Parameters
-    ----------
-    train : Dataset
-        Training set.
-    label : int
-        Label to make buggy.
-    keep : float
-        Share of the label's samples kept (at least one sample).
-    narrow : {"prototype", "anchor"}
-        How the point is chosen: centre of the largest k-means cluster, or a random sample
-        (see the module docstring).
-    seed : int
-        Seed of k-means / the anchor choice.
-
-    Returns
-    -------
-    (Dataset, BugRecipe)
+    ``train``, ``label``, ``keep`` (here: at least one sample is kept) and ``seed`` (of k-means /
+    the anchor choice) as in :func:`underfit`; ``narrow`` (``"prototype"`` or ``"anchor"``)
+    chooses the point: the centre of the largest k-means cluster, or a random sample of the
+    label (see the module docstring). Returns ``(Dataset, InjectedBug)``.
     """
     idx = _check(train, label, keep, seed)
-    if narrow not in NARROW_MODES:
-        raise InputError(f"narrow must be one of {NARROW_MODES}, got {narrow!r}")
+    check_choice("narrow", narrow, NARROW_MODES)
     n_keep = max(1, _round(keep * len(idx)))
     feats = train.x[idx.to(train.x.device)].flatten(1).to(torch.float32).cpu()
     g = torch.Generator().manual_seed(seed)
@@ -233,58 +216,8 @@ def overfit(
     kept = idx[order[:n_keep]]
     others = torch.nonzero(train.y.cpu() != label).flatten()
     index = torch.sort(torch.cat([others, kept])).values
-    recipe = BugRecipe(
-        kind="overfit",
-        label=label,
-        description=(
-            f"over-fitting on label {label}: kept only the {n_keep} of its {len(idx)} training "
-            f"samples nearest one prototype ({detail})"
-        ),
-        params={
-            "keep": float(keep),
-            "narrow": narrow,
-            "seed": seed,
-            "n_before": len(train.y),
-            "n_after": len(index),
-            "n_label_before": len(idx),
-            "n_label_kept": n_keep,
-            **extra,
-        },
-    )
+    description = (f"over-fitting on label {label}: kept only the {n_keep} of its {len(idx)} "
+                   f"training samples nearest one prototype ({detail})")
+    recipe = _record("overfit", label, description, train, index, idx, n_keep,
+                     {"keep": float(keep), "narrow": narrow, "seed": seed}, extra)
     return _result(train, index, None, recipe), recipe
-
-
-def kmeans(
-    points: torch.Tensor, k: int, *, generator: torch.Generator, iterations: int = 50
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded k-means (k-means++ initialisation, Lloyd iterations) on the rows of ``points``.
-
-    Returns
-    -------
-    (centres, assignment) : (k×D tensor, N int64 tensor)
-    """
-    n = len(points)
-    if not 1 <= k <= n:
-        raise InputError(f"k-means needs 1 <= k <= {n} clusters, got {k}")
-    first = int(torch.randint(n, (1,), generator=generator))
-    centres = [points[first]]
-    d2 = torch.cdist(points, points[first : first + 1]).squeeze(1) ** 2
-    for _ in range(1, k):
-        if float(d2.sum()) > 0:
-            nxt = int(torch.multinomial(d2 / d2.sum(), 1, generator=generator))
-        else:
-            nxt = int(torch.randint(n, (1,), generator=generator))
-        centres.append(points[nxt])
-        d2 = torch.minimum(d2, torch.cdist(points, points[nxt : nxt + 1]).squeeze(1) ** 2)
-    c = torch.stack(centres)
-    assign = torch.cdist(points, c).argmin(1)
-    for _ in range(iterations):
-        sums = torch.zeros_like(c).index_add_(0, assign, points)
-        counts = torch.bincount(assign, minlength=k).to(points.dtype)
-        nonempty = counts > 0
-        c = torch.where(nonempty[:, None], sums / counts.clamp(min=1)[:, None], c)
-        new_assign = torch.cdist(points, c).argmin(1)
-        if torch.equal(new_assign, assign):
-            break
-        assign = new_assign
-    return c, assign

@@ -207,10 +207,6 @@ def nominal_size(name: str) -> int:
 # architectures
 
 
-def _sequential(**children: nn.Module) -> nn.Sequential:
-    return nn.Sequential(OrderedDict(children))
-
-
 def _mlp(
     widths: tuple[int, ...], num_classes: int, dropout: float, mean: Any, std: Any
 ) -> nn.Sequential:
@@ -223,176 +219,128 @@ def _mlp(
     return nn.Sequential(layers)
 
 
-@_register(
-    ArchSpec(
-        "mlp-100k", "mlp", (1, 28, 28), 10,
-        "MLP 784-128-64-10, ReLU, dropout", ("fc1", "fc2"),
-    )
+@dataclass(frozen=True)
+class _ConvLayout:
+    """The layers of a convolutional zoo model, in order (module names in brackets).
+
+    ``[normalize]`` → ``[shrink]`` (a 2×2 average pool, when ``shrink``) → ``[block1..]`` (one
+    :func:`conv_block` per entry of ``blocks``) → ``[gap]`` (when ``gap``) → ``[flatten]`` →
+    ``[dropout]`` (``dropout_layer``: True = always, None = only when the dropout is > 0,
+    False = never) → ``[fc1..]`` (dense layers of widths ``dense`` with dropout) → ``[head]``.
+    ``features`` is the flattened width entering the dense layers / the head.
+    """
+
+    blocks: tuple[tuple[int, ...], ...]
+    features: int
+    dense: tuple[int, ...] = ()
+    gap: bool = False
+    shrink: bool = False
+    dropout_layer: bool | None = False
+
+
+def _conv_net(layout: _ConvLayout, num_classes: int, dropout: float, mean: Any, std: Any
+              ) -> nn.Sequential:
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        normalize=Normalize(mean, std, layout.blocks[0][0]))
+    if layout.shrink:
+        layers["shrink"] = nn.AvgPool2d(2)
+    for i, channels in enumerate(layout.blocks, start=1):
+        layers[f"block{i}"] = conv_block(channels)
+    if layout.gap:
+        layers["gap"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten()
+    if layout.dropout_layer or (layout.dropout_layer is None and dropout > 0):
+        layers["dropout"] = nn.Dropout(dropout)
+    width = layout.features
+    for i, out in enumerate(layout.dense, start=1):
+        layers[f"fc{i}"] = dense_block(width, out, dropout=dropout)
+        width = out
+    layers["head"] = nn.Linear(width, num_classes)
+    return nn.Sequential(layers)
+
+
+def _register_conv(spec: ArchSpec, layout: _ConvLayout, *, dropout: float, mean: Any,
+                   std: Any) -> None:
+    """Register a convolutional architecture; its options default to ``dropout/mean/std``."""
+
+    def builder(num_classes: int, *, dropout: float = dropout, mean: Any = mean,
+                std: Any = std) -> nn.Sequential:
+        return _conv_net(layout, num_classes, dropout, mean, std)
+
+    _register(spec)(builder)
+
+
+_MNIST = {"mean": MNIST_MEAN, "std": MNIST_STD}
+_CIFAR = {"mean": CIFAR_MEAN, "std": CIFAR_STD}
+_FACES = {"mean": FACES_MEAN, "std": FACES_STD}
+
+
+def _register_mlp(spec: ArchSpec, widths: tuple[int, ...], *, dropout: float) -> None:
+    """Register an MNIST MLP with hidden ``widths`` (the first one is the input width)."""
+
+    def builder(num_classes: int, *, dropout: float = dropout, mean: Any = MNIST_MEAN,
+                std: Any = MNIST_STD) -> nn.Sequential:
+        return _mlp(widths, num_classes, dropout, mean, std)
+
+    _register(spec)(builder)
+
+
+_register_mlp(ArchSpec("mlp-100k", "mlp", (1, 28, 28), 10, "MLP 784-128-64-10, ReLU, dropout",
+                       ("fc1", "fc2")), (784, 128, 64), dropout=0.1)
+_register_mlp(ArchSpec("mlp-270k", "mlp", (1, 28, 28), 10, "MLP 784-300-100-10, ReLU, dropout",
+                       ("fc1", "fc2")), (784, 300, 100), dropout=0.2)
+
+#: (spec, layout, default options) of every convolutional architecture, in registration order.
+_CONV_ARCHS: tuple[tuple[ArchSpec, _ConvLayout, dict[str, Any]], ...] = (
+    (ArchSpec("cnn-8k", "cnn", (1, 28, 28), 10,
+              "3 BN conv blocks (8,8 | 16,16 | 16; 2×2 max-pools), linear on the 16×3×3 map",
+              ("block1", "block2", "block3")),
+     # 28 → 14 → 7 → 3
+     _ConvLayout(((1, 8, 8), (8, 16, 16), (16, 16)), 16 * 3 * 3, dropout_layer=True),
+     {"dropout": 0.0, **_MNIST}),
+    (ArchSpec("cnn-100k", "cnn", (1, 28, 28), 10,
+              "3 BN conv blocks (16 | 32 | 64; 2×2 max-pools), dense 128 with dropout, linear",
+              ("block1", "block2", "block3", "fc1")),
+     _ConvLayout(((1, 16), (16, 32), (32, 64)), 64 * 3 * 3, dense=(128,)),
+     {"dropout": 0.3, **_MNIST}),
+    (ArchSpec("cnn-1.2m", "cnn", (1, 28, 28), 10,
+              "2 BN conv blocks (32 | 64; 2×2 max-pools), dense 384 with dropout, linear",
+              ("block1", "block2", "fc1")),
+     _ConvLayout(((1, 32), (32, 64)), 64 * 7 * 7, dense=(384,)),  # 28 → 14 → 7
+     {"dropout": 0.4, **_MNIST}),
+    (ArchSpec("cnn-3.2m", "cnn", (1, 28, 28), 10,
+              "3 BN conv blocks (32 | 64 | 128; 2×2 max-pools), dense 2048-384 with dropout, "
+              "linear", ("block1", "block2", "block3", "fc1", "fc2")),
+     _ConvLayout(((1, 32), (32, 64), (64, 128)), 128 * 3 * 3, dense=(2048, 384)),
+     {"dropout": 0.5, **_MNIST}),
+    (ArchSpec("cifar-cnn-60k", "cnn", (3, 32, 32), 10,
+              "3 BN conv blocks (16 | 32,64 | 64; 2×2 max-pools), global average pool, linear",
+              ("block1", "block2", "block3")),
+     # 32 → 16 → 8 → 4
+     _ConvLayout(((3, 16), (16, 32, 64), (64, 64)), 64, gap=True, dropout_layer=True),
+     {"dropout": 0.1, **_CIFAR}),
+    (ArchSpec("cifar-cnn-1m", "vgg", (3, 32, 32), 10,
+              "3 VGG blocks (32,32 | 64,64 | 128,128; 2×2 max-pools), dense 352 with dropout, "
+              "linear", ("block1", "block2", "block3", "fc1")),
+     _ConvLayout(((3, 32, 32), (32, 64, 64), (64, 128, 128)), 128 * 4 * 4, dense=(352,)),
+     {"dropout": 0.5, **_CIFAR}),
+    (ArchSpec("face-vgg-1.2m", "vgg", (1, 112, 92), 40,
+              "4 VGG blocks (32,32 | 64,64 | 128,128 | 256,256; 2×2 max-pools), global average "
+              "pool, dropout, linear", ("block1", "block2", "block3", "block4")),
+     # 112×92 → 56×46 → 28×23 → 14×11 → 7×5
+     _ConvLayout(((1, 32, 32), (32, 64, 64), (64, 128, 128), (128, 256, 256)), 256, gap=True,
+                 dropout_layer=True),
+     {"dropout": 0.5, **_FACES}),
+    # the demo's face model: small enough to train in the demo (seconds per epoch on a CPU)
+    (ArchSpec("face-cnn-26k", "cnn", (1, 112, 92), 40,
+              "2× average-pool downsampling, 3 BN conv blocks (16 | 32 | 64; 2×2 max-pools), "
+              "global average pool, linear (dropout layer only when dropout > 0)",
+              ("block1", "block2", "block3")),
+     # 112×92 → 56×46 → 28×23 → 14×11 → 7×5
+     _ConvLayout(((1, 16), (16, 32), (32, 64)), 64, gap=True, shrink=True, dropout_layer=None),
+     {"dropout": 0.0, **_FACES}),
 )
-def _mlp_100k(
-    num_classes: int, *, dropout: float = 0.1, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _mlp((784, 128, 64), num_classes, dropout, mean, std)
 
-
-@_register(
-    ArchSpec(
-        "mlp-270k", "mlp", (1, 28, 28), 10,
-        "MLP 784-300-100-10, ReLU, dropout", ("fc1", "fc2"),
-    )
-)
-def _mlp_270k(
-    num_classes: int, *, dropout: float = 0.2, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _mlp((784, 300, 100), num_classes, dropout, mean, std)
-
-
-@_register(
-    ArchSpec(
-        "cnn-8k", "cnn", (1, 28, 28), 10,
-        "3 BN conv blocks (8,8 | 16,16 | 16; 2×2 max-pools), linear on the 16×3×3 map",
-        ("block1", "block2", "block3"),
-    )
-)
-def _cnn_8k(
-    num_classes: int, *, dropout: float = 0.0, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 1),
-        block1=conv_block((1, 8, 8)),        # 28 → 14
-        block2=conv_block((8, 16, 16)),      # 14 → 7
-        block3=conv_block((16, 16)),         # 7 → 3
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(dropout),
-        head=nn.Linear(16 * 3 * 3, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "cnn-100k", "cnn", (1, 28, 28), 10,
-        "3 BN conv blocks (16 | 32 | 64; 2×2 max-pools), dense 128 with dropout, linear",
-        ("block1", "block2", "block3", "fc1"),
-    )
-)
-def _cnn_100k(
-    num_classes: int, *, dropout: float = 0.3, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 1),
-        block1=conv_block((1, 16)),     # 28 → 14
-        block2=conv_block((16, 32)),    # 14 → 7
-        block3=conv_block((32, 64)),    # 7 → 3
-        flatten=nn.Flatten(),
-        fc1=dense_block(64 * 3 * 3, 128, dropout=dropout),
-        head=nn.Linear(128, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "cnn-1.2m", "cnn", (1, 28, 28), 10,
-        "2 BN conv blocks (32 | 64; 2×2 max-pools), dense 384 with dropout, linear",
-        ("block1", "block2", "fc1"),
-    )
-)
-def _cnn_1_2m(
-    num_classes: int, *, dropout: float = 0.4, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 1),
-        block1=conv_block((1, 32)),     # 28 → 14
-        block2=conv_block((32, 64)),    # 14 → 7
-        flatten=nn.Flatten(),
-        fc1=dense_block(64 * 7 * 7, 384, dropout=dropout),
-        head=nn.Linear(384, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "cnn-3.2m", "cnn", (1, 28, 28), 10,
-        "3 BN conv blocks (32 | 64 | 128; 2×2 max-pools), dense 2048-384 with dropout, linear",
-        ("block1", "block2", "block3", "fc1", "fc2"),
-    )
-)
-def _cnn_3_2m(
-    num_classes: int, *, dropout: float = 0.5, mean: Any = MNIST_MEAN, std: Any = MNIST_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 1),
-        block1=conv_block((1, 32)),      # 28 → 14
-        block2=conv_block((32, 64)),     # 14 → 7
-        block3=conv_block((64, 128)),    # 7 → 3
-        flatten=nn.Flatten(),
-        fc1=dense_block(128 * 3 * 3, 2048, dropout=dropout),
-        fc2=dense_block(2048, 384, dropout=dropout),
-        head=nn.Linear(384, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "cifar-cnn-60k", "cnn", (3, 32, 32), 10,
-        "3 BN conv blocks (16 | 32,64 | 64; 2×2 max-pools), global average pool, linear",
-        ("block1", "block2", "block3"),
-    )
-)
-def _cifar_cnn_60k(
-    num_classes: int, *, dropout: float = 0.1, mean: Any = CIFAR_MEAN, std: Any = CIFAR_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 3),
-        block1=conv_block((3, 16)),          # 32 → 16
-        block2=conv_block((16, 32, 64)),     # 16 → 8
-        block3=conv_block((64, 64)),         # 8 → 4
-        gap=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(dropout),
-        head=nn.Linear(64, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "cifar-cnn-1m", "vgg", (3, 32, 32), 10,
-        "3 VGG blocks (32,32 | 64,64 | 128,128; 2×2 max-pools), dense 352 with dropout, linear",
-        ("block1", "block2", "block3", "fc1"),
-    )
-)
-def _cifar_cnn_1m(
-    num_classes: int, *, dropout: float = 0.5, mean: Any = CIFAR_MEAN, std: Any = CIFAR_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 3),
-        block1=conv_block((3, 32, 32)),      # 32 → 16
-        block2=conv_block((32, 64, 64)),     # 16 → 8
-        block3=conv_block((64, 128, 128)),   # 8 → 4
-        flatten=nn.Flatten(),
-        fc1=dense_block(128 * 4 * 4, 352, dropout=dropout),
-        head=nn.Linear(352, num_classes),
-    )
-
-
-@_register(
-    ArchSpec(
-        "face-vgg-1.2m", "vgg", (1, 112, 92), 40,
-        "4 VGG blocks (32,32 | 64,64 | 128,128 | 256,256; 2×2 max-pools), global average pool, "
-        "dropout, linear",
-        ("block1", "block2", "block3", "block4"),
-    )
-)
-def _face_vgg(
-    num_classes: int, *, dropout: float = 0.5, mean: Any = FACES_MEAN, std: Any = FACES_STD
-) -> nn.Sequential:
-    return _sequential(
-        normalize=Normalize(mean, std, 1),
-        block1=conv_block((1, 32, 32)),       # 112×92 → 56×46
-        block2=conv_block((32, 64, 64)),      # → 28×23
-        block3=conv_block((64, 128, 128)),    # → 14×11
-        block4=conv_block((128, 256, 256)),   # → 7×5
-        gap=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(dropout),
-        head=nn.Linear(256, num_classes),
-    )
+for _spec, _layout, _defaults in _CONV_ARCHS:
+    _register_conv(_spec, _layout, **_defaults)
+del _spec, _layout, _defaults

@@ -10,6 +10,7 @@ model, and AmI vs feature squeezing detect adversarial faces.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +78,13 @@ def _train(arch: str, train: ds_data.Dataset, val: ds_data.Dataset, cfg: DemoCon
 
 
 def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *,
-             progress: bool = True, log=print) -> DemoResult:
+             progress: bool = True, log=print,
+             detection_experiment: Callable[..., Any] | None = None) -> DemoResult:
     """Run the demo and write ``out_dir/index.html`` (+ ``summary.json``).
+
+    ``detection_experiment`` computes the detection section (the CLI passes
+    :func:`deepscope.audit.detection.detection_experiment`; ``report`` does not import
+    ``audit``, its sibling layer); without it the section is left out.
 
     Parameters
     ----------
@@ -187,24 +193,27 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
 
     extra: dict[str, Any] = {}
     if cfg.repair:
+        from deepscope.debug import compare_strategies
         from deepscope.report.mode_section import add_mode_section
 
         log("MODE: diagnosing the buggy model, drawing heat maps and repairing it "
             "(MODE vs auto vs random)")
-        extra["mode"] = add_mode_section(report, model=buggy, train=buggy_train,
-                                         validation=split.validation, test=split.test,
-                                         pool=split.pool, seed=cfg.seed, progress=progress)
+        comparison = compare_strategies(buggy, split, train=buggy_train, seed=cfg.seed,
+                                        progress=progress)
+        extra["mode"] = add_mode_section(report, comparison)
 
     log(f"explaining the buggy model's label-{label_name} decisions with DMM-MEN, LIME and "
         f"KernelSHAP")
     _explanation_section(report, buggy, split.test, cfg, label_name)
 
-    if cfg.detection:
-        from deepscope.report.detect_section import add_detect_section
+    if cfg.detection and detection_experiment is not None:
+        from deepscope.report.detect_section import render_detect_section
 
         log("detecting adversarial faces: AmI vs feature squeezing on AT&T faces")
-        extra["detection"] = add_detect_section(report, seed=cfg.seed, progress=progress,
-                                                log=log, epochs=cfg.detection_epochs)
+        detection = detection_experiment(seed=cfg.seed, progress=progress, log=log,
+                                         epochs=cfg.detection_epochs)
+        render_detect_section(report, detection)
+        extra["detection"] = detection.to_dict()
 
     curves = report.section("Training", "Loss and validation accuracy per epoch.")
     curves.add_figure(plots.training_curve(buggy_hist), "Buggy model.")
@@ -234,11 +243,12 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
 def _explanation_section(report: HtmlReport, model: torch.nn.Module, test: ds_data.Dataset,
                          cfg: DemoConfig, label_name: str) -> None:
     """DMM-MEN, LIME and KernelSHAP overlays side by side for inputs of the buggy label."""
+    from deepscope.explain import compare
     from deepscope.report import explanations as rx
 
-    idx = rx.positives(model, test.x, test.y, cfg.bug_label, cfg.explain_inputs)
+    idx = compare.positives(model, test.x, test.y, cfg.bug_label, cfg.explain_inputs)
     x = test.x[idx]
-    runs = rx.explain_side_by_side(model, x, cfg.bug_label, seed=cfg.seed)
+    runs = compare.side_by_side(model, x, cfg.bug_label, seed=cfg.seed)
     sec = report.section(
         f"Why the buggy model says {label_name}",
         f"Black-box explanations of {len(x)} test images the buggy model correctly assigns to "
@@ -247,7 +257,7 @@ def _explanation_section(report: HtmlReport, model: torch.nn.Module, test: ds_da
         f"{len(x)} images; LIME and KernelSHAP fit a local model per image.",
     )
     sec.add_html(html_table(rx.top_feature_table(runs, cfg.explain_k)))
-    sec.add_figure(rx.overlay_grid(x, runs, cfg.explain_k, n_show=4),
+    sec.add_figure(rx.overlay_grid(runs, cfg.explain_k, n_show=4),
                    "Rows: inputs. Columns: the input, then each explainer's top cells.")
 
 

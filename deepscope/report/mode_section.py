@@ -1,11 +1,15 @@
 """The MODE part of the demo report: the bug found, heat maps, DHMs, repair per round.
 
-Used by :func:`deepscope.report.demo.run_demo`::
+It renders a :class:`deepscope.debug.StrategyComparison` (computed by
+:func:`deepscope.debug.compare_strategies`) and computes nothing itself::
 
+    from deepscope import debug
     from deepscope.report.mode_section import add_mode_section
-    summary = add_mode_section(report, model=buggy, train=buggy_train, validation=split.validation,
-                               test=split.test, pool=split.pool, seed=cfg.seed,
-                               progress=progress)
+    comparison = debug.compare_strategies(buggy, split, train=buggy_train, seed=0)
+    summary = add_mode_section(report, comparison)
+
+The older call ``add_mode_section(report, model=..., train=..., validation=..., test=...,
+pool=..., seed=...)`` still works: it runs :func:`~deepscope.debug.compare_strategies` first.
 
 Plots use a diverging red/blue map: red = positive importance, blue = negative, as in the seed.
 Dense layers are drawn as strips (one cell per neuron); convolutional layers as images averaged
@@ -21,13 +25,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from deepscope.data import Dataset
-from deepscope.debug import PoolContext, diagnose, heatmaps, repair
-from deepscope.debug.diagnosis import Bug
+from deepscope.data import Dataset, ModeSplit
+from deepscope.debug import StrategyComparison, compare_strategies, heatmaps
+from deepscope.errors import InputError
 from deepscope.report.html import HtmlReport
 from deepscope.report.tables import html_table
 
-__all__ = ["add_mode_section", "plot_dhms", "plot_heatmaps", "plot_repair"]
+__all__ = ["add_mode_section", "plot_dhms", "plot_heatmaps", "plot_repair", "render_mode_section"]
 
 CMAP = "bwr"
 
@@ -98,78 +102,79 @@ def plot_repair(results: dict[str, Any], *, ax=None):
     return fig
 
 
-def add_mode_section(report: HtmlReport, *, model: nn.Module, train: Dataset,
-                     validation: Dataset, test: Dataset, pool: Dataset,
-                     label: int | None = None, kind: str | None = None, seed: int = 0,
-                     budget: int = 4000, batch: int = 2000,
+def _diagnosis_rows(comparison: StrategyComparison) -> list[dict[str, str]]:
+    diag = comparison.diagnosis
+    return [{"label": f"{i} ({c})", "train acc": f"{a:.1%}", "test acc": f"{b:.1%}",
+             "bug": (diag.bug_for(i).kind if diag.bug_for(i) else "")}
+            for i, (c, a, b) in enumerate(zip(diag.classes, diag.train_per_label,
+                                              diag.test_per_label, strict=True))]
+
+
+def _repair_rows(comparison: StrategyComparison) -> list[dict[str, Any]]:
+    return [{"strategy": n, "samples": r.samples_used,
+             "label acc before": f"{r.history[0].test_label_acc:.1%}",
+             "label acc after": f"{r.history[-1].test_label_acc:.1%}",
+             "model acc after": f"{r.history[-1].test_model_acc:.1%}",
+             "analysis+selection / fine-tuning": f"{r.cost_ratio:.2f}"}
+            for n, r in comparison.results.items()]
+
+
+def render_mode_section(report: HtmlReport, comparison: StrategyComparison) -> dict[str, Any]:
+    """Add the MODE section for ``comparison`` to ``report``; return its plain-type summary."""
+    if not isinstance(comparison, StrategyComparison):
+        raise InputError("the MODE section renders a debug.StrategyComparison; compute it with "
+                         "debug.compare_strategies(model, split, ...)")
+    diag, bug = comparison.diagnosis, comparison.bug
+    sec = report.section("Debugging with MODE",
+                         "Per-label diagnosis, feature-model heat maps, differential heat maps "
+                         "and repair by input selection (deepscope.debug).")
+    sec.add_html(html_table(_diagnosis_rows(comparison)))
+    if bug is None:
+        sec.add_text("No per-label bug was found; nothing to repair.")
+        return comparison.to_dict()
+    sec.add_html(f'<p class="callout">Bug: label <b>{html.escape(diag.classes[bug.label])}</b> '
+                 f"— {html.escape(bug.kind)}: {html.escape(bug.evidence)}</p>")
+    acc = ", ".join(f"{name}: {a:.1%}" for name, a in comparison.layer_accuracy.items())
+    layer, shape = comparison.layer, comparison.shape
+    sec.add_text(f"Feature-model accuracy per hidden layer ({acc}); analysed layer: {layer}.")
+    sec.add_figure(plot_heatmaps(comparison.label_heatmaps, shape, diag.classes,
+                                 highlight=bug.label),
+                   f"Label heat maps at {layer} (red positive, blue negative importance)")
+    sec.add_figure(plot_dhms(comparison.dhms, shape),
+                   "Differential heat maps of the bug (" + ", ".join(
+                       f"{k.upper()}: {v.subset_sizes or 'label rows'}"
+                       for k, v in comparison.dhms.items()) + ")")
+    sec.add_figure(plot_repair(comparison.results),
+                   f"Accuracy of label {diag.classes[bug.label]} per round (test data)")
+    sec.add_html(html_table(_repair_rows(comparison)))
+    return comparison.to_dict()
+
+
+def add_mode_section(report: HtmlReport, comparison: StrategyComparison | None = None, *,
+                     model: nn.Module | None = None, train: Dataset | None = None,
+                     validation: Dataset | None = None, test: Dataset | None = None,
+                     pool: Dataset | None = None, label: int | None = None,
+                     kind: str | None = None, seed: int = 0, budget: int = 4000,
+                     batch: int = 2000,
                      strategies: Sequence[str] = ("mode", "auto", "random"),
                      progress: bool = False) -> dict[str, Any]:
-    """Diagnose ``model``, draw its heat maps and DHMs, repair it with ``strategies``.
+    """Render ``comparison`` (see :func:`render_mode_section`).
 
-    The bug repaired is the most severe diagnosed one (or ``label``/``kind`` if given). Each
-    strategy runs the whole ``budget`` (``until_fixed=False``) so the curves are comparable.
+    Without ``comparison`` (the older call style) the keywords are handed to
+    :func:`deepscope.debug.compare_strategies` first: the most severe diagnosed bug (or
+    ``label``/``kind``) is repaired with each of ``strategies`` over the whole ``budget``.
 
     Returns
     -------
     dict
         Plain-type summary: diagnosis, chosen bug, feature models, per-strategy repair results.
     """
-    diag = diagnose(model, train, test)
-    sec = report.section("Debugging with MODE",
-                         "Per-label diagnosis, feature-model heat maps, differential heat maps "
-                         "and repair by input selection (deepscope.debug).")
-    rows = [{"label": f"{i} ({c})", "train acc": f"{a:.1%}", "test acc": f"{b:.1%}",
-             "bug": (diag.bug_for(i).kind if diag.bug_for(i) else "")}
-            for i, (c, a, b) in enumerate(zip(diag.classes, diag.train_per_label,
-                                              diag.test_per_label, strict=True))]
-    sec.add_html(html_table(rows))
-    if label is None:
-        if not diag.bugs:
-            sec.add_text("No per-label bug was found; nothing to repair.")
-            return {"diagnosis": diag.to_dict(), "bug": None}
-        bug = diag.bugs[0]
-    else:
-        found = diag.bug_for(label)
-        bug = found if found is not None and kind in (None, found.kind) else Bug(
-            label, kind or "underfit", float(diag.train_per_label[label]),
-            float(diag.test_per_label[label]), "chosen by the caller", 0.0)
-    sec.add_html(f'<p class="callout">Bug: label <b>{html.escape(diag.classes[bug.label])}</b> '
-                 f"— {html.escape(bug.kind)}: {html.escape(bug.evidence)}</p>")
-
-    analysis = _concat(train, validation)
-    ctx = PoolContext(model, bug.label, bug.kind, pool, analysis, seed=seed)
-    ctx.dhm_scores()
-    fm = ctx.features
-    acc = ", ".join(f"{name}: {a:.1%}" for name, a in fm.accuracy_.items())
-    sec.add_text(f"Feature-model accuracy per hidden layer ({acc}); analysed layer: {fm.layer_}.")
-    sec.add_figure(plot_heatmaps(ctx.label_heatmaps, fm.shape_, diag.classes,
-                                 highlight=bug.label),
-                   f"Label heat maps at {fm.layer_} (red positive, blue negative importance)")
-    sec.add_figure(plot_dhms(ctx.dhms, fm.shape_),
-                   "Differential heat maps of the bug (" + ", ".join(
-                       f"{k.upper()}: {v.subset_sizes or 'label rows'}"
-                       for k, v in ctx.dhms.items()) + ")")
-
-    results = {}
-    for name in strategies:
-        results[name] = repair(model, bug, pool, budget, strategy=name, seed=seed, batch=batch,
-                               train=train, validation=validation, test=test,
-                               until_fixed=False, progress=progress, context=ctx)
-    sec.add_figure(plot_repair(results),
-                   f"Accuracy of label {diag.classes[bug.label]} per round (test data)")
-    rows = [{"strategy": n, "samples": r.samples_used,
-             "label acc before": f"{r.history[0].test_label_acc:.1%}",
-             "label acc after": f"{r.history[-1].test_label_acc:.1%}",
-             "model acc after": f"{r.history[-1].test_model_acc:.1%}",
-             "analysis+selection / fine-tuning": f"{r.cost_ratio:.2f}"}
-            for n, r in results.items()]
-    sec.add_html(html_table(rows))
-    return {"diagnosis": diag.to_dict(), "bug": bug.to_dict(), "analysis": ctx.to_dict(),
-            "repair": {n: r.to_dict() for n, r in results.items()}}
-
-
-def _concat(a: Dataset, b: Dataset) -> Dataset:
-    import torch
-
-    return Dataset(x=torch.cat([a.x, b.x]), y=torch.cat([a.y, b.y]), classes=a.classes,
-                   name=a.name, split="analysis")
+    if comparison is None:
+        if model is None or train is None or validation is None or test is None or pool is None:
+            raise InputError("add_mode_section needs a StrategyComparison (or model, train, "
+                             "validation, test and pool)")
+        split = ModeSplit(train=train, validation=validation, test=test, pool=pool)
+        comparison = compare_strategies(model, split, label=label, kind=kind,
+                                        strategies=strategies, budget=budget, batch=batch,
+                                        seed=seed, progress=progress)
+    return render_mode_section(report, comparison)

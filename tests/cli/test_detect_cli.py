@@ -114,6 +114,10 @@ def test_detect_errors_are_one_line(face_checkpoint, tmp_path):
     bad = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "magic",
                               "--out", str(tmp_path / "d.npz")])
     _one_line_error(bad, "--method")
+    assert "ami, joint, squeeze" in bad.output
+    unknown = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "squeeze",
+                                  "-p", "n_pairs=3", "--out", str(tmp_path / "d.npz")])
+    _one_line_error(unknown, "unknown parameter")
     both = runner.invoke(app, ["detect", "run", str(tmp_path / "d.npz"), str(face_checkpoint)])
     _one_line_error(both, "exactly one")
     missing = runner.invoke(app, ["detect", "run", str(tmp_path / "nope.npz"),

@@ -62,3 +62,22 @@ def test_invalid_arguments():
         diagnose(model, d, d, threshold=2)
     with pytest.raises(InputError, match="kind"):
         Bug(0, "wrong", 1.0, 1.0, "", 0.0)
+
+
+def test_diagnosis_save_load_and_given_bug(tmp_path, buggy, split):
+    import numpy as np
+
+    from deepscope.debug import Diagnosis, diagnose, given_bug
+
+    model, train = buggy
+    diag = diagnose(model, train, split.test)
+    back = Diagnosis.load(diag.save(tmp_path / "d.npz"))
+    assert back.to_dict() == diag.to_dict()
+    np.testing.assert_array_equal(back.train_per_label, diag.train_per_label)
+    bug = given_bug(model, train, split.test, 1, "underfit", evidence="cli")
+    assert bug.train_acc == pytest.approx(float(diag.train_per_label[1]))
+    assert bug.test_acc == pytest.approx(float(diag.test_per_label[1]))
+    with pytest.raises(InputError, match="kind"):
+        given_bug(model, train, split.test, 1, "sideways")
+    with pytest.raises(InputError, match="label"):
+        given_bug(model, train, split.test, 7, "underfit")

@@ -32,3 +32,26 @@ def test_feature_models_per_layer_and_choice(buggy, split):
 def test_unfitted_raises():
     with pytest.raises(NotFittedError):
         FeatureModels().to_dict()
+
+
+def test_model_in_constructor_matches_the_old_call_and_persists(buggy, split, tmp_path):
+    import numpy as np
+
+    from deepscope.errors import InputError
+
+    model, train = buggy
+    old = FeatureModels(seed=1, max_samples=400, epochs=2).fit(model, train, split.validation)
+    new = FeatureModels(model, seed=1, max_samples=400, epochs=2).fit(train, split.validation)
+    assert old.to_dict() == new.to_dict()
+    np.testing.assert_array_equal(old.weights_, new.weights_)
+    params = new.get_params()
+    assert "model" not in params and params["seed"] == 1 and params["max_samples"] == 400
+    assert FeatureModels(["fc2"]).layers == ["fc2"]  # the old positional ``layers``
+    path = new.save(tmp_path / "fm.npz")
+    back = FeatureModels.load(path, model)
+    assert back.to_dict() == new.to_dict() and back.model is model
+    np.testing.assert_array_equal(back.weights_, new.weights_)
+    with pytest.raises(InputError, match="exists"):
+        new.save(path)
+    with pytest.raises(InputError, match="needs the model"):
+        FeatureModels().fit(train)

@@ -10,7 +10,7 @@ from deepscope.debug import Bug, repair
 from deepscope.errors import InputError, RegistryError
 
 BUG = Bug(1, "underfit", 0.0, 0.0, "test", 0.0)
-KW = dict(budget=400, batch=200, epochs_per_round=2, lr=5e-3, until_fixed=False,
+KW = dict(budget=400, batch=200, epochs_per_round=3, lr=1e-3, until_fixed=False,
           progress=False)
 
 

@@ -65,3 +65,40 @@ def test_mode_ranks_by_v_dot_dhm(ctx):
     info = ctx.to_dict()
     assert "uf1" in info["dhms"] and info["feature_models"]["layer"] in ("fc1", "fc2")
     assert info["seconds"] > 0
+
+
+def test_context_carries_the_model_being_repaired(ctx, buggy):
+    import copy
+
+    import torch
+
+    from deepscope.debug import SelectionContext
+
+    model, _ = buggy
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(-1.0)
+    idx = np.arange(30)
+    np.testing.assert_allclose(SelectionContext(ctx).current_probs(idx), ctx.probs()[idx],
+                               atol=1e-6)
+    assert not np.allclose(SelectionContext(ctx, other).current_probs(idx), ctx.probs()[idx])
+    assert not hasattr(ctx, "current")  # the analysis holds no per-round state
+    available = np.ones(len(ctx.y), dtype=bool)
+    np.testing.assert_array_equal(select("auto", ctx, 20, available, seed=0, current=other),
+                                  select("auto", SelectionContext(ctx, other), 20, available,
+                                         seed=0))
+
+
+def test_auto_parameters_are_the_ablation_variants(ctx):
+    from deepscope.errors import InputError
+
+    available = np.ones(len(ctx.y), dtype=bool)
+    default = select("auto", ctx, 30, available, seed=1)
+    np.testing.assert_array_equal(default, select("auto", ctx, 30, available, seed=1,
+                                                  clusters=8, fresh=True, top_share=1.0))
+    for params in ({"fresh": False}, {"top_share": 0.5}, {"candidates": 3}, {"clusters": 2}):
+        picks = select("auto", ctx, 30, available, seed=1, **params)
+        assert len(np.unique(picks)) == 30 and (ctx.y[picks] == ctx.label).all()
+    with pytest.raises(InputError, match="takes no parameter"):
+        select("auto", ctx, 30, available, seed=1, colors=3)

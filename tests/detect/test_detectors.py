@@ -132,11 +132,11 @@ def test_joint_detector_union_meets_the_target(cnn, faces, tmp_path):
 @pytest.mark.slow
 def test_public_interface_on_real_faces(data_dir):
     from deepscope.data import load
-    from deepscope.report.detect_section import small_face_model
+    from deepscope.models import zoo
 
     faces = load("att-faces", "train", progress=False)
     x, boxes = faces.x[:40], faces.extras["boxes"][:40]
-    model = small_face_model(40)
+    model = zoo.build("face-cnn-26k", seed=0)
     ami = AmIDetector(model, target_fpr=0.1, **GRID).fit(x, boxes)
     fs = FeatureSqueezingDetector(model, target_fpr=0.1).fit(x)
     joint = JointDetector([AmIDetector(model, **GRID), FeatureSqueezingDetector(model)],

@@ -113,7 +113,7 @@ def test_space_errors():
         GridSpace(2).fit(np.zeros((4, 4)))
     with pytest.raises(InputError, match="NaN"):
         GridSpace(2).fit(np.full((1, 1, 4, 4), np.nan))
-    with pytest.raises(InputError, match="positive integer"):
+    with pytest.raises(InputError, match="cell must be >= 1"):
         GridSpace(0).fit(np.zeros((1, 1, 4, 4)))
     with pytest.raises(InputError, match="top"):
         PixelSpace(top=100).fit(np.zeros((2, 1, 4, 4)))

@@ -124,3 +124,10 @@ def test_bad_arguments(data):
         bugs.overfit(data, 0, narrow="widest")
     with pytest.raises(InputError, match="Dataset"):
         bugs.overfit((data.x, data.y), 0)
+
+
+def test_injected_bug_is_the_new_name_and_kmeans_is_shared():
+    from deepscope.models import cluster
+
+    assert bugs.BugRecipe is bugs.InjectedBug
+    assert bugs.kmeans is cluster.kmeans

@@ -91,3 +91,23 @@ def test_hidden_layers_of_a_foreign_model_is_a_clear_error():
 def test_spec_to_dict_is_plain():
     d = zoo.spec("cnn-8k").to_dict()
     assert d["input_shape"] == [1, 28, 28] and d["hidden_layers"][0] == "block1"
+
+
+def test_face_cnn_26k_is_the_demo_face_model_layer_for_layer():
+    # the architecture that lived in report/detect_section.py, built by hand with its seed
+    from collections import OrderedDict
+
+    from deepscope.models.layers import Normalize, conv_block
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        ref = torch.nn.Sequential(OrderedDict(
+            normalize=Normalize(0.4, 0.2, 1), shrink=torch.nn.AvgPool2d(2),
+            block1=conv_block((1, 16)), block2=conv_block((16, 32)),
+            block3=conv_block((32, 64)), gap=torch.nn.AdaptiveAvgPool2d(1),
+            flatten=torch.nn.Flatten(), head=torch.nn.Linear(64, 40)))
+    model = zoo.build("face-cnn-26k", seed=5, mean=0.4, std=0.2)
+    got, want = model.state_dict(), ref.state_dict()
+    assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert [n for n, _ in model.named_modules()] == [n for n, _ in ref.named_modules()]
+    assert "dropout" in dict(zoo.build("face-cnn-26k", dropout=0.2).named_children())

@@ -3,13 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepscope.audit.detection import DetectionExperiment, detection_experiment
 from deepscope.detect.ami.witnesses import WitnessSet
 from deepscope.detect.base import DetectionResult
+from deepscope.models import zoo
 from deepscope.report.detect_section import (
     add_detect_section,
     plot_detection_examples,
     plot_witness_counts,
-    small_face_model,
+    render_detect_section,
 )
 from deepscope.report.html import HtmlReport
 
@@ -31,10 +33,24 @@ def test_plots_return_figures():
     assert heights == [0, 1, 1, 2]
 
 
+def test_experiment_renders_and_roundtrips(data_dir, tmp_path):
+    exp = detection_experiment(model=zoo.build("face-cnn-26k", seed=0), n_attack=2, n_pairs=4,
+                               progress=False, log=lambda m: None)
+    back = DetectionExperiment.load(exp.save(tmp_path / "exp.npz"))
+    assert back.to_dict() == exp.to_dict() and back.report == exp.report
+    assert torch.equal(back.examples, exp.examples)
+    report = HtmlReport("t")
+    render_detect_section(report, back)
+    html = report.render()
+    assert "Feature squeezing" in html and "data:image/png;base64" in html
+    assert set(exp.to_dict()["rates"]) == {"AmI", "Feature squeezing"}
+
+
 def test_section_runs_end_to_end_with_a_given_model(data_dir):
     report = HtmlReport("t")
-    out = add_detect_section(report, model=small_face_model(40), n_attack=2, n_pairs=4,
-                             progress=False, log=lambda m: None)
+    exp = detection_experiment(model=zoo.build("face-cnn-26k", seed=0), n_attack=2, n_pairs=4,
+                               progress=False, log=lambda m: None)
+    out = add_detect_section(report, exp)
     assert report.sections and report.sections[-1].title.startswith("Adversarial detection")
     html = report.render()
     assert "Feature squeezing" in html and "data:image/png;base64" in html
@@ -47,6 +63,6 @@ def test_section_runs_end_to_end_with_a_given_model(data_dir):
 @pytest.mark.slow
 def test_section_trains_its_own_model(data_dir):
     report = HtmlReport("t")
-    out = add_detect_section(report, progress=False, log=lambda m: None)
+    out = add_detect_section(report, detection_experiment(progress=False, log=lambda m: None))
     assert out["accuracy"] >= 0.8
     assert out["seconds"]["total"] < 300

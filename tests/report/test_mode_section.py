@@ -48,3 +48,26 @@ def test_section_without_bug_says_so():
                                validation=perfect, test=perfect, pool=perfect)
     assert summary["bug"] is None
     assert "No per-label bug was found" in report.render()
+
+
+def test_section_renders_a_comparison_computed_in_debug(setup, tmp_path):
+    import numpy as np
+
+    from deepscope import debug
+    from deepscope.report.mode_section import render_mode_section
+
+    model, train, split = setup
+    state = torch.random.get_rng_state()
+    cmp = debug.compare_strategies(model, split, train=train, strategies=("auto", "random"),
+                                   budget=200, batch=100, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # no global RNG side effect
+    assert cmp.bug.label == 2 and set(cmp.results) == {"auto", "random"}
+    report = HtmlReport("t")
+    summary = render_mode_section(report, cmp)
+    assert summary == cmp.to_dict() and len(report.sections[-1].figures) == 3
+    back = debug.StrategyComparison.load(cmp.save(tmp_path / "c.npz"), model)
+    assert back.to_dict() == cmp.to_dict()
+    np.testing.assert_array_equal(back.label_heatmaps, cmp.label_heatmaps)
+    assert set(back.dhms) == set(cmp.dhms)
+    again = HtmlReport("t")
+    assert render_mode_section(again, back) == summary

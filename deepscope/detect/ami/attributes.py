@@ -87,6 +87,13 @@ class AttributeSet:
     def num_attributes(self) -> int:
         return len(self.names)
 
+    def subset(self, index: torch.Tensor) -> AttributeSet:
+        """The regions of the images ``index`` (same names)."""
+        return AttributeSet(
+            boxes=None if self.boxes is None else self.boxes[index.to(self.boxes.device)],
+            masks=None if self.masks is None else self.masks[index.to(self.masks.device)],
+            names=self.names)
+
     def check(self, x: torch.Tensor) -> AttributeSet:
         """Check that the set matches images ``x`` (N×C×H×W); return self."""
         n, _, h, w = x.shape

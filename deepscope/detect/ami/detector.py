@@ -18,6 +18,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from deepscope._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_probability,
+)
 from deepscope.detect.ami.attributes import AttributeSet
 from deepscope.detect.ami.steering import (
     SteeredModel,
@@ -33,11 +40,14 @@ from deepscope.detect.base import (
     check_images,
     quantile_threshold,
 )
+from deepscope.detect.calibration import hold_out, split_calibration
 from deepscope.errors import InputError
-from deepscope.models import hooks
-from deepscope.models.execution import model_device, preserved_state
+from deepscope.models import execution, hooks
 
 __all__ = ["AmIDetector", "default_layers", "split_calibration"]
+
+#: Constructor parameters whose saved form differs from the stored one (JSON lists).
+_TUPLE_PARAMS = ("alphas", "betas", "epsilons")
 
 
 def default_layers(model: nn.Module, x: torch.Tensor, n: int = 4) -> list[str]:
@@ -45,23 +55,10 @@ def default_layers(model: nn.Module, x: torch.Tensor, n: int = 4) -> list[str]:
     relus = [name for name, m in model.named_modules() if name and isinstance(m, nn.ReLU)]
     if not relus:
         raise InputError("the model has no nn.ReLU layers; pass layers=[...] to AmIDetector")
-    with preserved_state(model), torch.no_grad(), hooks.capture(model, relus) as acts:
-        model.eval()
-        model(x[:1].to(model_device(model)))
+    with execution.inference(model), hooks.capture(model, relus) as acts:
+        model(x[:1].to(execution.model_device(model)))
     conv = [name for name in relus if acts[name].ndim == 4]
     return (conv or relus)[-n:]
-
-
-def split_calibration(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded ``(fit indices, calibration indices)`` of ``n`` inputs."""
-    if not 0 < fraction < 1:
-        raise InputError(f"calib_fraction must be in (0, 1), got {fraction!r}")
-    k = max(1, round(n * fraction))
-    if n - k < 2:
-        raise InputError(f"{n} benign inputs are too few to split off {k} for calibration; "
-                         "pass more inputs or x_calib=")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[k:].sort().values, perm[:k].sort().values
 
 
 @DETECTORS.register("ami")
@@ -111,25 +108,29 @@ class AmIDetector(Detector):
         batch_size: int = 64, seed: int = 0, progress: bool = True,
     ) -> None:
         super().__init__(model, target_fpr=target_fpr, batch_size=batch_size, progress=progress)
-        if rule not in RULES:
-            raise InputError(f"rule must be one of {RULES}, got {rule!r}")
-        if criterion not in CRITERIA:
-            raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        check_choice("rule", rule, RULES)
+        check_choice("criterion", criterion, CRITERIA)
         for name, grid in (("alphas", alphas), ("betas", betas), ("epsilons", epsilons)):
-            if not grid or any(not isinstance(v, (int, float)) or v < 0 for v in grid):
+            if not grid:
                 raise InputError(f"{name} must be a non-empty sequence of non-negative numbers")
+            for v in grid:
+                check_number(f"every value of {name}", v, low=0.0)
+        self.weaken = check_bool("weaken", weaken)
+        self.strengthen = check_bool("strengthen", strengthen)
+        self.clamp = check_bool("clamp", clamp)
+        self.random_control = check_bool("random_control", random_control)
         if not (weaken or strengthen):
             raise InputError("AmI needs weaken=True or strengthen=True")
         self.layers = list(layers) if layers is not None else None
         self.layer_sets = [list(s) for s in layer_sets] if layer_sets is not None else None
         self.alphas, self.betas, self.epsilons = tuple(alphas), tuple(betas), tuple(epsilons)
-        self.weaken, self.strengthen, self.clamp = bool(weaken), bool(strengthen), bool(clamp)
         self.rule, self.criterion, self.top_k, self.min_vote = rule, criterion, top_k, min_vote
-        self.n_pairs, self.region_pad, self.feather = int(n_pairs), int(region_pad), feather
-        self.random_control = bool(random_control)
+        self.n_pairs = check_int("n_pairs", n_pairs, low=1)
+        self.region_pad = check_int("region_pad", region_pad, low=0)
+        self.feather = feather
         self.attribute_names = tuple(attribute_names) if attribute_names else None
-        self.calib_fraction = calib_fraction
-        self.seed = int(seed)
+        self.calib_fraction = check_probability("calib_fraction", calib_fraction)
+        self.seed = check_int("seed", seed, low=0)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, x_benign: torch.Tensor, boxes: Any = None, *, masks: Any = None,
@@ -169,41 +170,35 @@ class AmIDetector(Detector):
             if groups.shape != (x_benign.shape[0],):
                 raise InputError(f"groups must have one entry per input ({x_benign.shape[0]}), "
                                  f"got shape {tuple(groups.shape)}")
+        x_fit = x_benign
         if x_calib is None:
-            fit_idx, cal_idx = split_calibration(x_benign.shape[0], self.calib_fraction,
-                                                 self.seed)
-            x_calib = x_benign[cal_idx.to(x_benign.device)]
-            x_fit = x_benign[fit_idx.to(x_benign.device)]
-            attrs = AttributeSet(
-                boxes=None if attrs.boxes is None else attrs.boxes[fit_idx.to(attrs.boxes.device)],
-                masks=None if attrs.masks is None else attrs.masks[fit_idx.to(attrs.masks.device)],
-                names=attrs.names)
-            groups = None if groups is None else groups[fit_idx.to(groups.device)]
-        else:
-            x_fit = x_benign
+            split = hold_out(x_benign, self.calib_fraction, self.seed, boxes=attrs,
+                             groups=groups)
+            x_fit, x_calib, attrs, groups = split.x_fit, split.x_calib, split.boxes, split.groups
         check_images(x_calib, "x_calib", model_shape=tuple(x_benign.shape[1:]))
         self.input_shape_ = tuple(x_benign.shape[1:])
-        if witnesses is not None:
-            if not isinstance(witnesses, WitnessSet):
-                raise InputError(f"witnesses must be a WitnessSet, got {type(witnesses).__name__}")
+        if witnesses is None:
+            witnesses = self.extract(x_fit, attrs, groups=groups)
+        elif not isinstance(witnesses, WitnessSet):
+            raise InputError(f"witnesses must be a WitnessSet, got {type(witnesses).__name__}")
+        else:
             for layer in witnesses.layers:
                 hooks.resolve(self.model, layer)
-            if self.random_control:
-                witnesses = witnesses.random_like(self.seed)
-            self.witnesses_ = witnesses
-            self._calibrate(x_calib)
-            return self
-        layers = self.layers or default_layers(self.model, x_fit)
-        witnesses = extract_witnesses(
-            self.model, x_fit, attrs, layers, n_pairs=self.n_pairs, groups=groups,
-            rule=self.rule, criterion=self.criterion, top_k=self.top_k, min_vote=self.min_vote,
-            region_pad=self.region_pad, feather=self.feather, batch_size=self.batch_size,
-            seed=self.seed, progress=self.progress)
         if self.random_control:
             witnesses = witnesses.random_like(self.seed)
         self.witnesses_ = witnesses
         self._calibrate(x_calib)
         return self
+
+    def extract(self, x: torch.Tensor, attrs: AttributeSet, *,
+                groups: torch.Tensor | None = None) -> WitnessSet:
+        """The witnesses of ``attrs`` on ``x`` with this detector's extraction parameters."""
+        layers = self.layers or default_layers(self.model, x)
+        return extract_witnesses(
+            self.model, x, attrs, layers, n_pairs=self.n_pairs, groups=groups,
+            rule=self.rule, criterion=self.criterion, top_k=self.top_k, min_vote=self.min_vote,
+            region_pad=self.region_pad, feather=self.feather, batch_size=self.batch_size,
+            seed=self.seed, progress=self.progress)
 
     def candidate_configs(self) -> list[SteeringConfig]:
         """The calibration grid."""
@@ -249,81 +244,75 @@ class AmIDetector(Detector):
                 s = self._batched(lambda xb, m=steered: m.score(xb)[0], x)
                 out.append((float((s > 0).float().mean()), float(s.mean()), cfg, s))
             return out
-        device = model_device(self.model)
+        device = execution.model_device(self.model)
         bs = self.batch_size
+        h = execution.batched(self.model, x, prefix, batch_size=bs, to=device)
+        y0 = execution.batched(self.model, h, lambda hb: suffix(hb).argmax(1), batch_size=bs)
         out = []
-        with preserved_state(self.model), torch.no_grad():
-            self.model.eval()
-            h = torch.cat([prefix(x[i : i + bs].to(device)) for i in range(0, len(x), bs)])
-            y0 = torch.cat([suffix(h[i : i + bs]).argmax(1) for i in range(0, len(h), bs)])
-            for cfg in configs:
-                chans = {layer: self.witnesses_.layer_channels(layer) for layer in cfg.layers}
-                h1 = steer_activation(h, chans[first], cfg) if first in chans else h
-                fns = {layer: (lambda v, c=chans[layer], g=cfg: steer_activation(v, c, g))
-                       for layer in cfg.layers if layer != first}
-                zs = []
-                for i in range(0, len(h1), bs):
-                    if fns:
-                        with hooks.intervene(suffix, fns):
-                            zs.append(suffix(h1[i : i + bs]))
-                    else:
-                        zs.append(suffix(h1[i : i + bs]))
-                s = steered_margin(torch.cat(zs), y0).to(x.device)
-                out.append((float((s > 0).float().mean()), float(s.mean()), cfg, s))
+        for cfg in configs:
+            chans = {layer: self.witnesses_.layer_channels(layer) for layer in cfg.layers}
+            h1 = steer_activation(h, chans[first], cfg) if first in chans else h
+            fns = {layer: (lambda v, c=chans[layer], g=cfg: steer_activation(v, c, g))
+                   for layer in cfg.layers if layer != first}
+            z = execution.batched(self.model, h1, _with_interventions(suffix, fns),
+                                  batch_size=bs)
+            s = steered_margin(z, y0).to(x.device)
+            out.append((float((s > 0).float().mean()), float(s.mean()), cfg, s))
         return out
 
     # ------------------------------------------------------------------ scoring
-    def _steered_model(self) -> SteeredModel:
+    def steered_model(self, config: SteeringConfig | None = None, *,
+                      reuse_prefix: bool = True) -> SteeredModel:
+        """The attribute-steered model of the fitted witnesses.
+
+        Parameters
+        ----------
+        config : SteeringConfig, optional
+            Steering parameters; default the calibrated ``config_`` (cached).
+        reuse_prefix : bool
+            See :class:`~deepscope.detect.ami.steering.SteeredModel` (False: the naive cost).
+        """
+        self._check_fitted()
+        if config is not None or not reuse_prefix:
+            return SteeredModel(self.model, self.witnesses_, config or self.config_,
+                                reuse_prefix=reuse_prefix)
         if getattr(self, "_steered", None) is None:
             self._steered = SteeredModel(self.model, self.witnesses_, self.config_)
         return self._steered
 
+    def _steered_model(self) -> SteeredModel:  # kept for old callers
+        return self.steered_model()
+
     def _score(self, x: torch.Tensor) -> torch.Tensor:
-        return self._steered_model().score(x)[0]
+        return self.steered_model().score(x)[0]
 
     def run(self, x: torch.Tensor) -> DetectionResult:
         """Scores, flags, the model's labels and the steered labels."""
         self._check_fitted()
         check_images(x, model_shape=self.input_shape_)
-        parts = [self._steered_model().score(x[i : i + self.batch_size])
-                 for i in range(0, x.shape[0], self.batch_size)]
-        scores, labels, steered = (torch.cat(p).to(x.device) for p in zip(*parts, strict=True))
+        scores, labels, steered = self._batched(self.steered_model().score, x)
         return DetectionResult(scores=scores, flags=scores > self.threshold_,
                                threshold=float(self.threshold_), detector=self.name,
                                target_fpr=self.target_fpr, labels=labels,
                                extra={"steered_labels": steered})
 
     # ------------------------------------------------------------------ state
-    def _params(self) -> dict[str, Any]:
-        return {"layers": self.layers, "layer_sets": self.layer_sets,
-                "alphas": list(self.alphas), "betas": list(self.betas),
-                "epsilons": list(self.epsilons), "weaken": self.weaken,
-                "strengthen": self.strengthen, "clamp": self.clamp, "rule": self.rule,
-                "criterion": self.criterion, "top_k": self.top_k, "min_vote": self.min_vote,
-                "n_pairs": self.n_pairs, "region_pad": self.region_pad, "feather": self.feather,
-                "random_control": self.random_control,
-                "attribute_names": list(self.attribute_names or ()),
-                "calib_fraction": self.calib_fraction, "seed": self.seed}
-
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        meta = {"params": self._params(), "witnesses": self.witnesses_.to_dict(),
+    def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        params = self._own_params()
+        for key in _TUPLE_PARAMS:
+            params[key] = list(params[key])
+        params["attribute_names"] = list(self.attribute_names or ())
+        meta = {"params": params, "witnesses": self.witnesses_.to_dict(),
                 "config": self.config_.to_dict(), "calibration": self.calibration_}
         arrays = {f"votes.{k}": v for k, v in self.witnesses_.votes.items()}
         return meta, arrays
 
-    def _set_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]) -> None:
-        p = meta["params"]
-        self.layers = p["layers"]
-        self.layer_sets = p["layer_sets"]
-        self.alphas, self.betas = tuple(p["alphas"]), tuple(p["betas"])
-        self.epsilons = tuple(p["epsilons"])
-        self.weaken, self.strengthen, self.clamp = p["weaken"], p["strengthen"], p["clamp"]
-        self.rule, self.criterion = p["rule"], p["criterion"]
-        self.top_k, self.min_vote, self.n_pairs = p["top_k"], p["min_vote"], p["n_pairs"]
-        self.region_pad, self.feather = p["region_pad"], p["feather"]
-        self.random_control = p["random_control"]
-        self.attribute_names = tuple(p["attribute_names"]) or None
-        self.calib_fraction, self.seed = p["calib_fraction"], p["seed"]
+    @classmethod
+    def _saved_params(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        return dict(meta["params"])
+
+    def _set_learned_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]
+                           ) -> None:
         votes = {k[len("votes."):]: v for k, v in arrays.items() if k.startswith("votes.")}
         self.witnesses_ = WitnessSet.from_dict(meta["witnesses"], votes)
         for layer in self.witnesses_.layers:
@@ -332,3 +321,15 @@ class AmIDetector(Detector):
         self.config_ = SteeringConfig(**{**cfg, "layers": tuple(cfg["layers"])})
         self.calibration_ = meta["calibration"]
         self._steered = None
+
+
+def _with_interventions(module: torch.nn.Module, fns: dict[str, Any]) -> Any:
+    """``module`` as a function, with the forward interventions ``fns`` (none: ``module``)."""
+    if not fns:
+        return module
+
+    def run(h: torch.Tensor) -> torch.Tensor:
+        with hooks.intervene(module, fns):
+            return module(h)
+
+    return run

@@ -29,7 +29,7 @@ from torch import nn
 from deepscope.detect.ami.witnesses import WitnessSet
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models.execution import model_device, restore_state, snapshot_state
+from deepscope.models.execution import inference, model_device
 
 __all__ = ["SteeredModel", "SteeringConfig", "steer_activation", "steered_margin"]
 
@@ -122,10 +122,16 @@ class SteeredModel:
         Witness neurons; must cover ``config.layers``.
     config : SteeringConfig
         Steering parameters.
+    witness_override : dict, optional
+        Channels to steer per layer instead of the witnesses' union.
+    reuse_prefix : bool
+        Run the unsteered prefix once (default); False runs the whole model on ``[x, x]``
+        (the naive cost, for comparisons).
     """
 
     def __init__(self, model: nn.Module, witnesses: WitnessSet, config: SteeringConfig,
-                 witness_override: dict[str, torch.Tensor] | None = None) -> None:
+                 witness_override: dict[str, torch.Tensor] | None = None, *,
+                 reuse_prefix: bool = True) -> None:
         missing = [layer for layer in config.layers if layer not in witnesses.layers]
         if missing:
             raise InputError(f"steered layers {missing} have no extracted witnesses; "
@@ -137,10 +143,12 @@ class SteeredModel:
         override = witness_override or {}
         self.channels = {layer: override.get(layer, witnesses.layer_channels(layer))
                          for layer in self.layers}
-        try:
-            self.prefix, self.suffix = hooks.split(model, self.layers[0])
-        except InputError:
-            self.prefix = self.suffix = None
+        self.prefix = self.suffix = None
+        if reuse_prefix:
+            try:
+                self.prefix, self.suffix = hooks.split(model, self.layers[0])
+            except InputError:
+                pass
 
     def _steer(self, layer: str, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
         chans = self.channels[layer]
@@ -150,31 +158,29 @@ class SteeredModel:
 
         return fn
 
-    @torch.no_grad()
     def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(original logits, steered logits)`` of a batch."""
-        state = snapshot_state(self.model)
-        try:
-            self.model.eval()
+        """``(original logits, steered logits)`` of a batch (eval mode, no gradients)."""
+        n = x.shape[0]
+        with inference(self.model):
             x = x.to(model_device(self.model))
-            n = x.shape[0]
-            if self.prefix is not None:
-                h = self.prefix(x)
-                hh = torch.cat([h, steer_activation(h, self.channels[self.layers[0]],
-                                                    self.config)])
-                rest = {layer: self._steer(layer, n) for layer in self.layers[1:]}
-                if rest:
-                    with hooks.intervene(self.suffix, rest):
-                        z = self.suffix(hh)
-                else:
-                    z = self.suffix(hh)
-            else:
-                with hooks.intervene(self.model, {layer: self._steer(layer, n)
-                                                  for layer in self.layers}):
-                    z = self.model(torch.cat([x, x]))
-        finally:
-            restore_state(state)
+            z = self._prefix_logits(x) if self.prefix is not None else self._full_logits(x)
         return z[:n], z[n:]
+
+    def _prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        h = self.prefix(x)  # type: ignore[misc]
+        hh = torch.cat([h, steer_activation(h, self.channels[self.layers[0]], self.config)])
+        rest = {layer: self._steer(layer, n) for layer in self.layers[1:]}
+        if not rest:
+            return self.suffix(hh)  # type: ignore[misc]
+        with hooks.intervene(self.suffix, rest):  # type: ignore[arg-type]
+            return self.suffix(hh)  # type: ignore[misc]
+
+    def _full_logits(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        with hooks.intervene(self.model, {layer: self._steer(layer, n)
+                                          for layer in self.layers}):
+            return self.model(torch.cat([x, x]))
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(score, original label, steered label)``; score = steered margin against the

@@ -37,10 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from deepscope._validate import check_int, check_number
 from deepscope.detect.ami.attributes import AttributeSet, pair_up, preserve, substitute
 from deepscope.errors import InputError
 from deepscope.models import hooks
-from deepscope.models.execution import model_device, preserved_state
+from deepscope.models.execution import batch_slices, inference, model_device
 
 __all__ = ["CRITERIA", "RULES", "WitnessSet", "extract_witness_variants", "extract_witnesses"]
 
@@ -262,16 +263,13 @@ def extract_witness_variants(
             raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         if min_vote is None:
             min_vote = 1.0 if rule == "literal" else 0.75
-        if isinstance(min_vote, bool) or not isinstance(min_vote, (int, float)) or not (
-                0.0 <= min_vote <= 1.0):
-            raise InputError(f"min_vote must be in [0, 1], got {min_vote!r}")
+        check_number("min_vote", min_vote, low=0.0, high=1.0)
         checked.append((rule, criterion, float(min_vote)))
     if not checked:
         raise InputError("no witness variants requested")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
-        raise InputError(f"n_pairs must be a positive integer, got {n_pairs!r}")
+    if top_k is not None:
+        check_int("top_k", top_k, low=1)
+    check_int("n_pairs", n_pairs, low=1)
     if not layers:
         raise InputError("extract_witnesses needs at least one layer")
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
@@ -280,8 +278,7 @@ def extract_witness_variants(
     layers = list(layers)
     for layer in layers:
         hooks.resolve(model, layer)
-    with preserved_state(model):
-        model.eval()
+    with inference(model):
         return _extract(model, x, attrs, layers, checked, n_pairs=n_pairs, groups=groups,
                         top_k=top_k, region_pad=region_pad, feather=feather,
                         batch_size=batch_size, seed=seed, progress=progress)
@@ -290,13 +287,13 @@ def extract_witness_variants(
 def _neuron_scale(model: nn.Module, x: torch.Tensor, layers: list[str], batch_size: int
                   ) -> dict[str, torch.Tensor]:
     """Standard deviation of every neuron's activation over the images (all locations)."""
-    device = model_device(model)
+    device = model_device(model)  # the caller runs this inside execution.inference
     sums: dict[str, torch.Tensor] = {}
     sq: dict[str, torch.Tensor] = {}
     counts: dict[str, float] = {}
-    with torch.no_grad(), hooks.capture(model, layers) as acts:
-        for i in range(0, x.shape[0], batch_size):
-            model(x[i : i + batch_size].to(device))
+    with hooks.capture(model, layers) as acts:
+        for sl in batch_slices(x.shape[0], batch_size):
+            model(x[sl].to(device))
             for layer in layers:
                 a = acts[layer].double()
                 a = a.transpose(0, 1).reshape(a.shape[1], -1)
@@ -326,14 +323,14 @@ def _extract(model: nn.Module, x: torch.Tensor, attrs: AttributeSet, layers: lis
             rec, don = pair_up(x.shape[0], n_pairs, groups=groups, seed=seed + 1000 * a)
             d_sub = {(rule, layer): [] for rule in rules for layer in layers}
             d_pres = {(rule, layer): [] for rule in rules for layer in layers}
-            for i in range(0, n_pairs, batch_size):
-                r, d = rec[i : i + batch_size], don[i : i + batch_size]
+            for sl in batch_slices(n_pairs, batch_size):
+                r, d = rec[sl], don[sl]
                 xs = torch.cat([x[r.to(x.device)],
                                 substitute(x, attrs, a, r, d, feather=feather),
                                 preserve(x, attrs, a, r, d, feather=feather)]).to(device)
                 # both edits are compared with the recipient on the recipient's region
                 mask = attrs.region(r, a, (h_img, w_img), dtype=xs.dtype, device=device)
-                with torch.no_grad(), hooks.capture(model, layers) as acts:
+                with hooks.capture(model, layers) as acts:
                     model(xs)
                 for layer in layers:
                     o, s_, p = acts[layer].float().chunk(3)

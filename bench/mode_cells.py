@@ -4,29 +4,30 @@ The MODE protocol split (30 % train / 10 % validation / 10 % test / 50 % pool, s
 stratified, :func:`deepscope.data.mode_split`) of the whole dataset (official train + test) is
 made with the run's seed; the bug is injected into the 30 % training part with
 :mod:`deepscope.models.bugs`; the model is trained from scratch on the buggy part (Adam, cosine
-schedule, early stopping on the validation part). Checkpoints go to ``bench/.cache/mode/``.
+schedule, early stopping on the validation part). Checkpoints go to ``bench/.cache/mode/``
+(``$DEEPSCOPE_BENCH_CACHE/mode/`` when that is set).
 """
 
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from bench import common
+from bench.common import set_threads
 from deepscope import data, models
 from deepscope.data import Dataset, ModeSplit
 from deepscope.errors import CheckpointError
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "mode"
+__all__ = ["CACHE", "Cell", "buggy_model", "buggy_train", "set_threads", "split_of"]
+
+CACHE = Path(os.environ.get("DEEPSCOPE_BENCH_CACHE", "") or common.CACHE) / "mode"
 # training epochs of the buggy models (early stopping on validation, patience 2)
 EPOCHS = {"mlp-100k": 6, "mlp-270k": 6, "cnn-8k": 3, "cnn-100k": 3}
 
@@ -81,15 +82,9 @@ def buggy_model(cell: Cell, seed: int, *, epochs: int | None = None) -> tuple[nn
                val=split.validation, lr=2e-3, patience=2, progress=False)
     seconds = time.perf_counter() - start
     CACHE.mkdir(parents=True, exist_ok=True)
-    ignore = CACHE.parent / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
     models.save_checkpoint(path, model, arch=cell.arch, classes=train.classes,
                            config={"num_classes": train.num_classes},
                            metadata={"seconds": seconds, "recipe": recipe.description},
                            overwrite=True)
     return model, seconds
 
-
-def set_threads() -> None:
-    torch.set_num_threads(int(os.environ.get("DEEPSCOPE_THREADS", "2")))
