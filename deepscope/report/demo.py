@@ -177,8 +177,7 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
     mis = report.section("Misclassified test images of the buggy label",
                          "What the buggy model gets wrong, with its predicted label.")
     idx = torch.nonzero(split.test.y == cfg.bug_label).flatten()
-    with torch.no_grad():
-        pred = models.predict_logits(buggy, split.test.x[idx]).argmax(1)
+    pred = models.predict_logits(buggy, split.test.x[idx]).argmax(1)
     wrong = idx[pred != cfg.bug_label][:24]
     wrong_pred = pred[pred != cfg.bug_label][:24]
     if len(wrong):

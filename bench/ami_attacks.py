@@ -10,19 +10,14 @@ is regenerated only when its parameters or images change.
 
 Usage::
 
-    .venv/bin/python bench/_ami_attacks.py            # all cells (~30-60 min on 2 shared cores)
-    .venv/bin/python bench/_ami_attacks.py --only patch-first glasses-next
+    python -m bench.ami_attacks            # all cells (~30-60 min on 2 shared cores)
+    python -m bench.ami_attacks --only patch-first glasses-next
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: shared 2-core machine
-
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +25,9 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _zoo_cache import CACHE_DIR, get_trained
-
-from deepscope import attacks
+from bench.common import set_threads
+from bench.zoo import CACHE_DIR, get_trained
+from deepscope import attacks, models
 from deepscope.data import load
 
 AMI_CACHE = CACHE_DIR.parent / "ami"
@@ -91,8 +84,7 @@ CELLS: tuple[AttackCell, ...] = (
 def eligible_order(model: torch.nn.Module) -> torch.Tensor:
     """Test indices the model gets right with label ≠ 0, in a seeded random order."""
     test = load(DATASET, "test", progress=False)
-    with torch.no_grad():
-        pred = model(test.x).argmax(1)
+    pred = models.predict_logits(model, test).argmax(1)
     ok = torch.nonzero((pred == test.y) & (test.y != 0)).flatten()
     perm = torch.randperm(len(ok), generator=torch.Generator().manual_seed(ORDER_SEED))
     return ok[perm]
@@ -150,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="*", default=None, help="cell keys to (re)generate")
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
+    set_threads(2)
     model = get_trained(ARCH, DATASET, seed=0)
     order = eligible_order(model)
     for cell in CELLS:
