@@ -181,29 +181,3 @@ def test_attack_rejects_unknown_attack_and_parameter(runner, trained_checkpoint,
     bad_param = runner.invoke(app, ["attack", str(trained_checkpoint), "--dataset", "mnist",
                                     "--attack", "fgsm", "--param", "epsilon=0.1", "--out", out])
     _assert_one_line_error(bad_param, "epsilon")
-
-
-def test_explain_writes_npz_overlays_and_top_features(runner, trained_checkpoint, tmp_path):
-    out = tmp_path / "exp" / "dmm.npz"
-    result = runner.invoke(app, [
-        "explain", str(trained_checkpoint), "--dataset", "mnist", "--method", "dmm-men",
-        "--class", "1", "--n", "6", "--k", "5", "--out", str(out), "--json", "--quiet",
-    ])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["n"] == 6 and summary["class_name"] == "1"
-    top = summary["top_features"]
-    assert len(top) == 6 and all(len(row) == 5 and len(set(row)) == 5 for row in top)
-    assert all(0 <= f < 196 for row in top for f in row)  # 2×2 cells of a 28×28 image
-    from deepscope.explain import load_npz
-
-    assert load_npz(out).top_features(5).tolist() == top
-    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_explain_rejects_a_class_out_of_range(runner, trained_checkpoint, tmp_path):
-    result = runner.invoke(app, [
-        "explain", str(trained_checkpoint), "--dataset", "mnist", "--class", "12",
-        "--out", str(tmp_path / "e.npz"), "--quiet",
-    ])
-    _assert_one_line_error(result, "--class")
