@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from deepscope.cli.main import app
 
@@ -19,36 +18,6 @@ needs_data = pytest.mark.skipif(
     not (DATA and Path(DATA, "mnist", "train-labels-idx1-ubyte.gz").exists()),
     reason="real datasets not available (set DEEPSCOPE_DATA)",
 )
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    assert text.startswith("error:"), text
-    for frag in fragments:
-        assert frag in text, text
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory) -> Path:
-    if not (DATA and Path(DATA, "mnist").exists()):
-        pytest.skip("real datasets not available")
-    out = tmp_path_factory.mktemp("ckpt") / "mnist-mlp.pt"
-    result = CliRunner().invoke(app, [
-        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "3", "--limit", "3000",
-        "--out", str(out), "--quiet", "--json",
-    ])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["checkpoint"] == str(out)
-    return out
 
 
 @needs_data
@@ -101,46 +70,46 @@ def test_train_and_evaluate_round_trip(runner, trained_checkpoint, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_train_refuses_to_overwrite(runner, trained_checkpoint):
+def test_train_refuses_to_overwrite(runner, trained_checkpoint, assert_one_line_error):
     before = trained_checkpoint.read_bytes()
     result = runner.invoke(app, [
         "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "1", "--limit", "500",
         "--out", str(trained_checkpoint), "--quiet",
     ])
-    _assert_one_line_error(result, "already exists")
+    assert_one_line_error(result, "already exists")
     assert trained_checkpoint.read_bytes() == before
 
 
-def test_unknown_dataset_is_a_one_line_error(runner, tmp_path):
+def test_unknown_dataset_is_a_one_line_error(runner, tmp_path, assert_one_line_error):
     result = runner.invoke(app, ["train", "--dataset", "mnits", "--arch", "mlp-100k",
                                  "--out", str(tmp_path / "m.pt")])
-    _assert_one_line_error(result, "mnits")
+    assert_one_line_error(result, "mnits")
 
 
-def test_unknown_arch_is_a_one_line_error(runner, tmp_path):
+def test_unknown_arch_is_a_one_line_error(runner, tmp_path, assert_one_line_error):
     result = runner.invoke(app, ["train", "--dataset", "mnist", "--arch", "resnet-9000",
                                  "--out", str(tmp_path / "m.pt")])
-    _assert_one_line_error(result, "resnet-9000")
+    assert_one_line_error(result, "resnet-9000")
 
 
-def test_missing_checkpoint_is_a_one_line_error(runner, tmp_path):
+def test_missing_checkpoint_is_a_one_line_error(runner, tmp_path, assert_one_line_error):
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nope.pt"), "--dataset", "mnist"])
-    _assert_one_line_error(result, "nope.pt")
+    assert_one_line_error(result, "nope.pt")
 
 
-def test_corrupt_checkpoint_is_a_one_line_error(runner, tmp_path):
+def test_corrupt_checkpoint_is_a_one_line_error(runner, tmp_path, assert_one_line_error):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
     result = runner.invoke(app, ["evaluate", str(bad), "--dataset", "mnist"])
-    _assert_one_line_error(result, "bad.pt")
+    assert_one_line_error(result, "bad.pt")
 
 
 @needs_data
-def test_wrong_input_shape_is_a_one_line_error(runner, trained_checkpoint):
+def test_wrong_input_shape_is_a_one_line_error(runner, trained_checkpoint, assert_one_line_error):
     if not Path(DATA, "att-faces", "att_faces.npz").exists():
         pytest.skip("att-faces not staged")
     result = runner.invoke(app, ["evaluate", str(trained_checkpoint), "--dataset", "att-faces"])
-    _assert_one_line_error(result, "shape")
+    assert_one_line_error(result, "shape")
 
 
 def test_console_script_entry_point_runs():
@@ -150,7 +119,9 @@ def test_console_script_entry_point_runs():
     assert proc.stdout.startswith("deepscope ")
 
 
-def test_attack_writes_npz_grid_and_summary(runner, trained_checkpoint, tmp_path):
+def test_attack_writes_npz_grid_and_summary(
+    runner, trained_checkpoint, tmp_path, assert_one_line_error
+):
     import numpy as np
 
     out = tmp_path / "adv" / "fgsm.npz"
@@ -170,14 +141,16 @@ def test_attack_writes_npz_grid_and_summary(runner, trained_checkpoint, tmp_path
         "attack", str(trained_checkpoint), "--dataset", "mnist", "--attack", "fgsm",
         "--n", "5", "--out", str(out), "--quiet",
     ])
-    _assert_one_line_error(again, "already exists")
+    assert_one_line_error(again, "already exists")
 
 
-def test_attack_rejects_unknown_attack_and_parameter(runner, trained_checkpoint, tmp_path):
+def test_attack_rejects_unknown_attack_and_parameter(
+    runner, trained_checkpoint, tmp_path, assert_one_line_error
+):
     out = str(tmp_path / "a.npz")
     bad_name = runner.invoke(app, ["attack", str(trained_checkpoint), "--dataset", "mnist",
                                    "--attack", "deepfool", "--out", out])
-    _assert_one_line_error(bad_name, "deepfool")
+    assert_one_line_error(bad_name, "deepfool")
     bad_param = runner.invoke(app, ["attack", str(trained_checkpoint), "--dataset", "mnist",
                                     "--attack", "fgsm", "--param", "epsilon=0.1", "--out", out])
-    _assert_one_line_error(bad_param, "epsilon")
+    assert_one_line_error(bad_param, "epsilon")

@@ -3,54 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
-
-import pytest
-from typer.testing import CliRunner
 
 from deepscope.cli.main import app
 
-DATA = os.environ.get("DEEPSCOPE_DATA", "")
 
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error:"), text
-    for frag in fragments:
-        assert frag in text, text
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    if not (DATA and Path(DATA, "mnist").exists()):
-        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
-    out = tmp_path_factory.mktemp("ckpt") / "mnist-mlp.pt"
-    result = CliRunner().invoke(app, [
-        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "3", "--limit", "3000",
-        "--out", str(out), "--quiet", "--json",
-    ])
-    assert result.exit_code == 0, result.output
-    return out
-
-
-def _explain(runner, checkpoint, out, *extra: str):
+def _explain(runner, trained_checkpoint, out, *extra: str):
     return runner.invoke(app, [
-        "explain", str(checkpoint), "--dataset", "mnist", "--class", "1", "--n", "4",
+        "explain", str(trained_checkpoint), "--dataset", "mnist", "--class", "1", "--n", "4",
         "--k", "5", "--out", str(out), "--json", "--quiet", *extra,
     ])
 
 
-def test_explain_writes_npz_overlays_and_top_features(runner, checkpoint, tmp_path):
+def test_explain_writes_npz_overlays_and_top_features(runner, trained_checkpoint, tmp_path):
     out = tmp_path / "exp" / "dmm.npz"
-    result = _explain(runner, checkpoint, out, "--method", "dmm-men")
+    result = _explain(runner, trained_checkpoint, out, "--method", "dmm-men")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["n"] == 4 and summary["class_name"] == "1"
@@ -65,13 +31,15 @@ def test_explain_writes_npz_overlays_and_top_features(runner, checkpoint, tmp_pa
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_explain_refuses_existing_outputs_unless_overwrite(runner, checkpoint, tmp_path):
+def test_explain_refuses_existing_outputs_unless_overwrite(
+    runner, trained_checkpoint, tmp_path, assert_one_line_error
+):
     out = tmp_path / "r.npz"
     out.write_bytes(b"keep me")
-    result = _explain(runner, checkpoint, out, "--method", "random")
-    _assert_one_line_error(result, "already exists", "--overwrite")
+    result = _explain(runner, trained_checkpoint, out, "--method", "random")
+    assert_one_line_error(result, "already exists", "--overwrite")
     assert out.read_bytes() == b"keep me"
-    result = _explain(runner, checkpoint, out, "--method", "random", "--overwrite")
+    result = _explain(runner, trained_checkpoint, out, "--method", "random", "--overwrite")
     assert result.exit_code == 0, result.output
     from deepscope.explain import Explanation
 
@@ -79,15 +47,19 @@ def test_explain_refuses_existing_outputs_unless_overwrite(runner, checkpoint, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz", "r.png"]  # no temp files
 
 
-def test_explain_rejects_a_non_npz_output_before_computing(runner, checkpoint, tmp_path):
-    result = _explain(runner, checkpoint, tmp_path / "e.txt", "--method", "random")
-    _assert_one_line_error(result, "--out", ".npz")
+def test_explain_rejects_a_non_npz_output_before_computing(
+    runner, trained_checkpoint, tmp_path, assert_one_line_error
+):
+    result = _explain(runner, trained_checkpoint, tmp_path / "e.txt", "--method", "random")
+    assert_one_line_error(result, "--out", ".npz")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_explain_rejects_a_class_out_of_range(runner, checkpoint, tmp_path):
+def test_explain_rejects_a_class_out_of_range(
+    runner, trained_checkpoint, tmp_path, assert_one_line_error
+):
     result = runner.invoke(app, [
-        "explain", str(checkpoint), "--dataset", "mnist", "--class", "12",
+        "explain", str(trained_checkpoint), "--dataset", "mnist", "--class", "12",
         "--out", str(tmp_path / "e.npz"), "--quiet",
     ])
-    _assert_one_line_error(result, "--class")
+    assert_one_line_error(result, "--class")

@@ -1,0 +1,53 @@
+"""Fixtures shared by the CLI tests: a runner, one MNIST checkpoint trained once per session,
+and the one-line-error assertion."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deepscope.cli.main import app
+
+DATA = os.environ.get("DEEPSCOPE_DATA", "")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def assert_one_line_error() -> Callable[..., None]:
+    """``check(result, *fragments)``: exit 2, one line starting ``error:``, no traceback, every
+    fragment in it."""
+
+    def check(result, *fragments: str) -> None:
+        assert result.exit_code == 2, result.output
+        text = result.output.strip()
+        assert "Traceback" not in text
+        assert len(text.splitlines()) == 1, text
+        assert text.startswith("error:"), text
+        for frag in fragments:
+            assert frag in text, text
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    """An mlp-100k trained for 3 epochs on 3,000 MNIST images by ``deepscope train``."""
+    if not (DATA and Path(DATA, "mnist").exists()):
+        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
+    out = tmp_path_factory.mktemp("ckpt") / "mnist-mlp.pt"
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "mnist", "--arch", "mlp-100k", "--epochs", "3", "--limit", "3000",
+        "--out", str(out), "--quiet", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checkpoint"] == str(out)
+    return out
