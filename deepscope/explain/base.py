@@ -240,6 +240,10 @@ class FillMixin:
     fill: str
     reference: np.ndarray | None
 
+    def _fit(self, x: np.ndarray) -> None:
+        """Keep the fit inputs: the ``"mean"``-style fills read them when no reference is given."""
+        self.fit_x_ = x
+
     def _fill(self, x: np.ndarray) -> np.ndarray:
         ref = self.reference if self.reference is not None else getattr(self, "fit_x_", None)
         return np.ascontiguousarray(fill_values(x, self.fill, reference=ref))

@@ -75,9 +75,6 @@ class IntegratedGradients(FillMixin, Explainer):
         proba = predict_proba or self._torch_proba
         return super().fit(x, proba, target=target)  # type: ignore[return-value]
 
-    def _fit(self, x: np.ndarray) -> None:
-        self.fit_x_ = x
-
     def _pixel_attributions(self, x: np.ndarray) -> np.ndarray:
         """captum's IG of the target logit per input position, float64 ``N×C×H×W`` / ``N×D``."""
         from captum.attr import IntegratedGradients as CaptumIG

@@ -57,9 +57,6 @@ class Lime(FillMixin, Explainer):
     ) -> None:
         self._store(locals())
 
-    def _fit(self, x: np.ndarray) -> None:
-        self.fit_x_ = x
-
     def _explain(self, x: np.ndarray) -> tuple[np.ndarray, None, dict]:
         if x.ndim == 4:
             return self._explain_images(x)

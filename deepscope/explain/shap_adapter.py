@@ -67,9 +67,6 @@ class KernelShap(FillMixin, Explainer):
     ) -> None:
         self._store(locals())
 
-    def _fit(self, x: np.ndarray) -> None:
-        self.fit_x_ = x
-
     def _explain(self, x: np.ndarray) -> tuple[np.ndarray, None, dict]:
         with warnings.catch_warnings():  # shap's colour module warns on import
             warnings.simplefilter("ignore", PendingDeprecationWarning)
