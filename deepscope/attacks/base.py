@@ -361,15 +361,7 @@ class Attack(Params):
         return batched(self.model, x, batch_size=self.batch_size).argmax(dim=1)
 
     def _num_classes(self, x: torch.Tensor) -> int:
-        try:
-            out = batched(self.model, x[:1])
-        except InputError:
-            raise
-        except RuntimeError as exc:
-            raise InputError(
-                f"the model cannot take inputs of shape {tuple(x.shape[1:])}: "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
+        out = batched(self.model, x[:1])
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise InputError(

@@ -18,7 +18,7 @@ from rich.table import Table
 from deepscope import data as ds_data
 from deepscope import debug, models
 from deepscope.cli._common import console, print_json, user_errors
-from deepscope.cli.model_cmd import _limited, check_compatible, refuse_existing
+from deepscope.cli.model_cmd import _limited, refuse_existing
 from deepscope.errors import InputError
 
 _SPLIT_HELP = ("Data: the MODE split (30% train / 10% validation / 10% test / 50% pool) of the "
@@ -34,7 +34,7 @@ def _split(checkpoint: Path, dataset: str, seed: int, limit: int | None, progres
            ) -> tuple[models.Checkpoint, ds_data.ModeSplit]:
     ckpt = models.load_checkpoint(checkpoint)
     ds = _limited(_load_all(dataset, progress=progress), limit, seed)
-    check_compatible(ckpt.model, ckpt.arch, ds)
+    models.check_compatible(ckpt.model, ckpt.arch, ds)
     return ckpt, ds_data.mode_split(ds, seed=seed)
 
 

@@ -13,8 +13,6 @@ from deepscope import data as ds_data
 from deepscope.cli._common import console, print_json, user_errors
 from deepscope.errors import InputError
 
-check_compatible = models.check_compatible  # used by the other command modules
-
 
 def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Dataset:
     """A seeded, stratified slice of ``limit`` samples (or the whole dataset)."""
