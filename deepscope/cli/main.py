@@ -9,6 +9,7 @@ import typer
 from deepscope import __version__
 from deepscope.cli import attack_cmd, data_cmd, debug_cmd, detect_cmd, explain_cmd, model_cmd
 from deepscope.cli._common import console, user_errors
+from deepscope.errors import InputError
 
 app = typer.Typer(
     name="deepscope",
@@ -34,19 +35,29 @@ def demo(
     arch: str = typer.Option("mlp-100k", help="Zoo architecture to train."),
     epochs: int = typer.Option(4, min=1, help="Maximum epochs per model."),
     seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace a report already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a small MNIST model with an injected bug and write an HTML report."""
-    from deepscope.audit.detection import detection_experiment
-    from deepscope.report.demo import DemoConfig, run_demo
+    import time
 
-    result = run_demo(out, DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
-                      detection_experiment=detection_experiment,
-                      log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))
+    from deepscope.audit.demo import DemoConfig, demo_experiment
+    from deepscope.report.demo import render_demo
+
+    existing = [p for p in (out / "index.html", out / "summary.json") if p.exists()]
+    if existing and not overwrite:  # refuse before the work, not after it
+        raise InputError(f"{existing[0]} already exists; pass --overwrite or choose another "
+                         f"--out folder")
+    start = time.perf_counter()
+    exp = demo_experiment(DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
+                          log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))
+    path = render_demo(exp, out, overwrite=overwrite)
+    head = exp.to_dict()
     console.print(
-        f"label {result.bug_label}: healthy {result.healthy_label_accuracy:.1%} → buggy "
-        f"{result.buggy_label_accuracy:.1%}; model {result.healthy_accuracy:.1%} → "
-        f"{result.buggy_accuracy:.1%}. Open [bold]{result.report}[/]"
+        f"label {head['bug_label']}: healthy {head['healthy_label_accuracy']:.1%} → buggy "
+        f"{head['buggy_label_accuracy']:.1%}; model {head['healthy_accuracy']:.1%} → "
+        f"{head['buggy_accuracy']:.1%}. Wrote [bold]{path}[/] in "
+        f"{time.perf_counter() - start:.0f} s"
     )
 
 
