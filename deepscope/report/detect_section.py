@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deepscope._stats import wilson_interval
 from deepscope.detect import DetectionReport, DetectionResult, WitnessSet
 from deepscope.report.html import HtmlReport
 from deepscope.report.tables import html_table
@@ -128,9 +129,11 @@ def small_face_model(num_classes: int = 40, *, mean: float = 0.44, std: float = 
 
 
 def _cell(counts: tuple[int, int] | None, rate: float | None) -> str:
-    if counts is None or rate is None:
+    """``"25% (2/8; 95% CI 7–59%)"``: the rate with its n and a Wilson interval."""
+    if counts is None or rate is None or counts[1] == 0:
         return "no successful attack"
-    return f"{rate:.0%} ({counts[0]}/{counts[1]})"
+    lo, hi = wilson_interval(*counts)
+    return f"{rate:.0%} ({counts[0]}/{counts[1]}; 95% CI {lo:.0%}–{hi:.0%})"
 
 
 def detection_rows(report: DetectionReport) -> list[dict[str, Any]]:
@@ -144,6 +147,24 @@ def detection_rows(report: DetectionReport) -> list[dict[str, Any]]:
             row[att] = _cell(report.counts[det][att], report.rate(det, att))
         rows.append(row)
     return rows
+
+
+def _small_sample_note(rep: DetectionReport) -> str:
+    """Say how far the rates can be trusted, from the widest interval in the table."""
+    widths = []
+    for det in rep.detectors:
+        for key in ("fp", *rep.attacks):
+            counts = rep.counts[det][key]
+            if counts is not None and counts[1] > 0:
+                lo, hi = wilson_interval(*counts)
+                widths.append((hi - lo, counts[1]))
+    if not widths:
+        return "No benign input and no successful attack to count."
+    width, n = max(widths)
+    return (f"Each cell counts correctly classified benign faces (FP) or successful attacks "
+            f"only; with n as small as {n}, a 95% interval is up to {width:.0%} wide, so the "
+            f"rates here show the method at work rather than rank the detectors. "
+            f"bench/results/ami.md measures them on hundreds of attacked faces.")
 
 
 def render_detect_section(report: HtmlReport, exp: DetectionExperiment) -> None:
@@ -169,6 +190,7 @@ def render_detect_section(report: HtmlReport, exp: DetectionExperiment) -> None:
             f"{a} {rep.success_rate(a):.0%}" for a in rep.attacks)},
     ]))
     sec.add_html(html_table(detection_rows(rep)))
+    sec.add_text(_small_sample_note(rep))
     counts = exp.witnesses.counts()
     sec.add_html(html_table([{"attribute": k, **v} for k, v in counts.items()]))
     sec.add_figure(plot_witness_counts(exp.witnesses), "Witness neurons per layer and "

@@ -31,58 +31,80 @@ from deepscope.errors import InputError
 from deepscope.report.html import HtmlReport
 from deepscope.report.tables import html_table
 
-__all__ = ["add_mode_section", "plot_dhms", "plot_heatmaps", "plot_repair", "render_mode_section"]
+__all__ = ["add_mode_section", "describe_subsets", "plot_dhms", "plot_heatmaps", "plot_repair", "render_mode_section"]
 
 CMAP = "bwr"
 
 
+def _colorbar(fig, mappable, axes) -> None:
+    fig.colorbar(mappable, ax=axes, fraction=0.046, pad=0.02,
+                 label="importance (red +, blue −)")
+
+
 def plot_heatmaps(hm: np.ndarray, shape: tuple[int, ...], classes: Sequence[str], *,
                   highlight: int | None = None, ax=None):
-    """Label heat maps (K rows): strips for dense layers, channel-mean images for conv layers."""
+    """Label heat maps (K rows): strips for dense layers, channel-mean images for conv layers.
+
+    Every map is on one scale (the label heat maps share the global max |w|; channel-mean
+    images share their largest |value|), shown by the colour bar.
+    """
     import matplotlib.pyplot as plt
 
     k = len(hm)
     if len(shape) == 3:
-        fig, axes = plt.subplots(1, k, figsize=(1.3 * k, 1.8))
-        for i, a in enumerate(np.atleast_1d(axes)):
-            img = heatmaps.to_image(hm[i], shape)
-            m = np.abs(img).max() or 1.0
-            a.imshow(img, cmap=CMAP, vmin=-m, vmax=m)
+        fig, axes = plt.subplots(1, k, figsize=(1.3 * k + 1.0, 1.9))
+        axes = np.atleast_1d(axes)
+        images = [heatmaps.to_image(hm[i], shape) for i in range(k)]
+        m = max(float(np.abs(img).max()) for img in images) or 1.0  # one scale for all labels
+        for i, (a, img) in enumerate(zip(axes, images, strict=True)):
+            im = a.imshow(img, cmap=CMAP, vmin=-m, vmax=m)
             a.set_title(("▶ " if i == highlight else "") + str(classes[i]), fontsize=8)
             a.axis("off")
+        _colorbar(fig, im, list(axes))
         return fig
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.3 * k + 0.8))
-    ax.imshow(hm, cmap=CMAP, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.3 * k + 0.9))
+    im = ax.imshow(hm, cmap=CMAP, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(k))
     ax.set_yticklabels([("▶ " if i == highlight else "") + str(c) for i, c in enumerate(classes)],
                        fontsize=8)
     ax.set_xlabel("neuron")
+    ax.set_ylabel("label")
+    _colorbar(fig, im, ax)
     return fig
 
 
 def plot_dhms(dhms: dict[str, heatmaps.DHM], shape: tuple[int, ...], *, ax=None):
-    """One row (strip) or image per differential heat map."""
+    """One row (strip) or image per differential heat map, on one symmetric colour scale."""
     import matplotlib.pyplot as plt
 
     names = list(dhms)
+    m = max((float(np.abs(d.vector).max()) for d in dhms.values()), default=1.0) or 1.0
     if len(shape) == 3:
-        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.2))
-        for a, name in zip(np.atleast_1d(axes), names, strict=True):
+        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names) + 1.0, 2.3))
+        axes = np.atleast_1d(axes)
+        for a, name in zip(axes, names, strict=True):
             img = heatmaps.to_image(dhms[name].vector, shape)
-            m = np.abs(img).max() or 1.0
-            a.imshow(img, cmap=CMAP, vmin=-m, vmax=m)
+            im = a.imshow(img, cmap=CMAP, vmin=-m, vmax=m)
             a.set_title(name.upper(), fontsize=9)
             a.axis("off")
+        _colorbar(fig, im, list(axes))
         return fig
     rows = np.stack([dhms[n].vector for n in names])
-    m = np.abs(rows).max() or 1.0
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(
-        figsize=(8, 0.4 * len(names) + 0.8))
-    ax.imshow(rows, cmap=CMAP, vmin=-m, vmax=m, aspect="auto", interpolation="nearest")
+        figsize=(8, 0.4 * len(names) + 0.9))
+    im = ax.imshow(rows, cmap=CMAP, vmin=-m, vmax=m, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([n.upper() for n in names], fontsize=8)
     ax.set_xlabel("neuron")
+    _colorbar(fig, im, ax)
     return fig
+
+
+def describe_subsets(sizes: dict[str, int] | None) -> str:
+    """``{"misclassified_as_L": 12, ...}`` → ``"12 misclassified as L, ..."`` (no raw dicts)."""
+    if not sizes:
+        return "from the label heat maps"
+    return ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in sizes.items())
 
 
 def plot_repair(results: dict[str, Any], *, ax=None):
@@ -90,11 +112,13 @@ def plot_repair(results: dict[str, Any], *, ax=None):
     import matplotlib.pyplot as plt
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.3))
-    for name, res in results.items():
+    colors = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#000000")
+    for i, (name, res) in enumerate(results.items()):
         xs = [r.samples_used for r in res.history]
         ys = [100 * (r.test_label_acc if r.test_label_acc is not None else r.label_acc)
               for r in res.history]
-        ax.plot(xs, ys, marker="o", label=name, lw=2.2 if name in ("mode", "auto") else 1.2)
+        ax.plot(xs, ys, marker="o", label=name, color=colors[i % len(colors)],
+                lw=2.2 if name in ("mode", "auto") else 1.2)
     ax.set_xlabel("pool samples added")
     ax.set_ylabel("buggy label accuracy (%)")
     ax.grid(alpha=0.3)
@@ -141,8 +165,8 @@ def render_mode_section(report: HtmlReport, comparison: StrategyComparison) -> d
                                  highlight=bug.label),
                    f"Label heat maps at {layer} (red positive, blue negative importance)")
     sec.add_figure(plot_dhms(comparison.dhms, shape),
-                   "Differential heat maps of the bug (" + ", ".join(
-                       f"{k.upper()}: {v.subset_sizes or 'label rows'}"
+                   "Differential heat maps of the bug (" + "; ".join(
+                       f"{k.upper()}: {describe_subsets(v.subset_sizes)}"
                        for k, v in comparison.dhms.items()) + ")")
     sec.add_figure(plot_repair(comparison.results),
                    f"Accuracy of label {diag.classes[bug.label]} per round (test data)")

@@ -11,6 +11,14 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+#: Okabe–Ito colours (safe for the common colour-vision deficiencies).
+BLUE, VERMILLION, ORANGE, GREEN, SKY, PURPLE, YELLOW = (
+    "#0072B2", "#D55E00", "#E69F00", "#009E73", "#56B4E9", "#CC79A7", "#F0E442")
+GREY = "#AAAAAA"
+#: Line colours in order, for plots with several series.
+CYCLE = (BLUE, VERMILLION, GREEN, ORANGE, SKY, PURPLE, "#000000")
 
 
 def _axes(ax, figsize: tuple[float, float]):
@@ -27,6 +35,7 @@ def per_label_accuracy(
     compare: Sequence[float] | None = None,
     labels: tuple[str, str] = ("model", "reference"),
     highlight: Sequence[int] = (),
+    title: str | None = None,
     ax=None,
 ):
     """Bar chart of per-label accuracy, optionally beside a reference model's.
@@ -42,34 +51,39 @@ def per_label_accuracy(
     labels : (str, str)
         Legend names of the two series.
     highlight : sequence of int
-        Labels to mark in red (e.g. labels with a bug).
+        Labels to mark in vermillion (e.g. labels with a bug).
+    title : str, optional
     ax : matplotlib Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, ax = _axes(ax, (7.0, 3.2))
+    fig, ax = _axes(ax, (7.0, 3.4))
     acc = np.asarray(per_label, dtype=float) * 100
     k = len(acc)
     pos = np.arange(k)
     width = 0.4 if compare is not None else 0.7
-    colors = ["#d64545" if i in set(highlight) else "#3e7cb1" for i in range(k)]
-    ax.bar(pos - (width / 2 if compare is not None else 0), acc, width, color=colors,
-           label=labels[0])
+    shift = width / 2 if compare is not None else 0.0
+    colors = [VERMILLION if i in set(highlight) else BLUE for i in range(k)]
+    ax.bar(pos - shift, acc, width, color=colors, label=labels[0])
     if compare is not None:
-        ax.bar(pos + width / 2, np.asarray(compare, float) * 100, width, color="#b8c4d6",
+        ax.bar(pos + shift, np.asarray(compare, float) * 100, width, color=GREY,
                label=labels[1])
-        ax.legend(loc="lower right", fontsize=8)
+        # above the axes, so that it never covers a bar
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
+                  frameon=False)
     for i, a in enumerate(acc):
-        ax.text(pos[i] - (width / 2 if compare is not None else 0), a + 0.5, f"{a:.0f}",
-                ha="center", va="bottom", fontsize=7)
+        ax.text(pos[i] - shift, a + 1, f"{a:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(pos, [str(c) for c in classes], rotation=30 if max(map(len, classes)) > 3 else 0,
                   fontsize=8)
+    ax.set_xlabel("label")
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(max(0.0, min(acc.min(), 100 if compare is None else np.min(compare) * 100) - 10),
-                101)
+    ax.set_ylim(0, 110)  # from zero: a truncated axis exaggerates differences
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10, pad=18 if compare is not None else 6)
     fig.tight_layout()
     return fig
 
@@ -79,41 +93,48 @@ def confusion_matrix(
     classes: Sequence[str],
     *,
     normalize: bool = True,
+    title: str | None = None,
     ax=None,
 ):
-    """Heat map of a confusion matrix (rows = true label, columns = predicted label)."""
+    """Heat map of a confusion matrix (rows = true label, columns = predicted label).
+
+    With ``normalize`` the cells and the colour bar are in percent of the row (true label).
+    """
     fig, ax = _axes(ax, (4.8, 4.2))
     cm = np.asarray(confusion, dtype=float)
-    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
-    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    # in percent when normalised, so that the colour bar reads like the numbers in the cells
+    shown = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=100 if normalize else None)
     k = cm.shape[0]
     if k <= 12:
+        dark = 60 if normalize else cm.max() * 0.6
         for i in range(k):
             for j in range(k):
                 val = shown[i, j]
-                txt = f"{val * 100:.0f}" if normalize else f"{int(cm[i, j])}"
-                if normalize and val < 0.005:
+                if normalize and val < 0.5:
                     continue
+                txt = f"{val:.0f}" if normalize else f"{int(cm[i, j])}"
                 ax.text(j, i, txt, ha="center", va="center", fontsize=7,
-                        color="white" if (val > 0.6 if normalize else val > cm.max() * 0.6)
-                        else "#1d2330")
+                        color="white" if val > dark else "#1d2330")
     ticks = np.arange(k)
     names = [str(c) for c in classes]
     ax.set_xticks(ticks, names, rotation=90 if max(map(len, names)) > 3 else 0, fontsize=7)
     ax.set_yticks(ticks, names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    n = int(cm.sum())
+    ax.set_title(title or f"Confusion matrix (n = {n:,})", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
-                 label="share of the true label" if normalize else "count")
+                 label="% of the true label" if normalize else "count")
     fig.tight_layout()
     return fig
 
 
-def training_curve(history: Sequence[Any], *, ax=None):
+def training_curve(history: Sequence[Any], *, title: str | None = None, ax=None):
     """Loss and validation accuracy per epoch from a list of epoch records.
 
     Each record needs ``epoch`` and ``train_loss``; ``val_accuracy`` is drawn when present.
-    Records may be objects or mappings.
+    Records may be objects or mappings. Epochs are whole numbers on the x axis.
     """
     fig, ax = _axes(ax, (5.0, 3.0))
 
@@ -122,16 +143,21 @@ def training_curve(history: Sequence[Any], *, ax=None):
 
     epochs = [get(r, "epoch") for r in history]
     loss = [get(r, "train_loss") for r in history]
-    ax.plot(epochs, loss, "o-", color="#3e7cb1", label="train loss")
+    lines = ax.plot(epochs, loss, "o-", color=BLUE, label="train loss")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss")
+    ax.set_ylabel("train loss (cross-entropy)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     val = [get(r, "val_accuracy") for r in history]
     if any(v is not None for v in val):
         ax2 = ax.twinx()
-        ax2.plot(epochs, [v * 100 if v is not None else np.nan for v in val], "s--",
-                 color="#d64545", label="validation accuracy")
+        lines += ax2.plot(epochs, [v * 100 if v is not None else np.nan for v in val], "s--",
+                          color=VERMILLION, label="validation accuracy")
         ax2.set_ylabel("validation accuracy (%)")
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right",
+              frameon=False)
     ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
