@@ -153,11 +153,11 @@ def training_curve(history: Sequence[Any], *, title: str | None = None, ax=None)
         lines += ax2.plot(epochs, [v * 100 if v is not None else np.nan for v in val], "s--",
                           color=VERMILLION, label="validation accuracy")
         ax2.set_ylabel("validation accuracy (%)")
-    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right",
-              frameon=False)
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="lower center",
+              bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above: covers no point
     ax.grid(alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, pad=18)
     fig.tight_layout()
     return fig
 
