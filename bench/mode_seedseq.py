@@ -82,10 +82,11 @@ def compare(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> s
                 row[f"{metric} {tag}"] = _ci(np.array(d)) if d else "–"
         lead.append(row)
     cells = sorted({old[k]["cell"] for k in keys})
+    root = RESULTS.parent.parent
     return "\n".join([
         "# MODE cells before and after SeedSequence seeds", "",
-        f"Produced by `python -m bench.mode_seedseq` from `{OLD.relative_to(RESULTS.parent.parent)}` "
-        f"(older code) and `{NEW.relative_to(RESULTS.parent.parent)}` (current code, same command "
+        f"Produced by `python -m bench.mode_seedseq` from `{OLD.relative_to(root)}` "
+        f"(older code) and `{NEW.relative_to(root)}` (current code, same command "
         "options; see the module docstring).", "",
         f"Cells: {', '.join(cells)}; {len(keys)} runs present in both. The buggy model before "
         f"repair is {'identical' if same_bug else 'NOT identical'} in every run (same seeds, "
