@@ -57,10 +57,14 @@ def _split(checkpoint: Path, dataset: str, seed: int | None, limit: int | None, 
                                lambda s: _load(dataset, s, progress=progress),
                                dataset=dataset, purpose=purpose, seed=seed, limit=limit)
     models.check_compatible(ckpt.model, ckpt.arch, held.train)
+    return ckpt, held
+
+
+def _warn(held: debug.HeldOut) -> None:
+    """The held-out data's warning as one line on stderr (after the arguments are checked)."""
     if held.warning:
         err_console.print(f"[bold yellow]warning:[/] {held.warning}", highlight=False,
                           soft_wrap=True)
-    return ckpt, held
 
 
 @user_errors
@@ -79,6 +83,7 @@ def diagnose_cmd(
 ) -> None:
     """Find labels with under-fitting or over-fitting bugs (training data vs unseen test data)."""
     ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
+    _warn(split)
     diag = debug.diagnose(ckpt.model, split.train, split.test, threshold=threshold,
                           overfit_gap=overfit_gap)
     if json_out:
@@ -140,6 +145,7 @@ def repair_cmd(
                          purpose="repair")
     if not 0 <= label < split.train.num_classes:
         raise InputError(f"--label must be in [0, {split.train.num_classes}), got {label}")
+    _warn(split)
     bug = debug.given_bug(ckpt.model, split.train, split.test, label, kind,
                           evidence="given on the command line")
     result = debug.repair(ckpt.model, bug, split.pool, budget, strategy=strategy, seed=split.seed,

@@ -110,7 +110,8 @@ def test_diagnose_and_repair_of_a_mode_model_stay_off_its_training_data(
     assert summary["data"]["protocol"] == "mode" and summary["data"]["pool"]["n"] == 1000
 
 
-def test_a_checkpoint_without_record_warns_in_one_line(other_weights):
+def test_a_checkpoint_without_record_warns_in_one_line(other_weights, assert_one_line_error,
+                                                       tmp_path):
     result = CliRunner().invoke(app, ["diagnose", str(other_weights), "-d", "mnist", "--limit",
                                       "700", "--json", "--quiet"])
     assert result.exit_code == 0, result.output
@@ -118,6 +119,10 @@ def test_a_checkpoint_without_record_warns_in_one_line(other_weights):
     assert result.stderr.startswith("warning:") and "optimistic" in result.stderr
     out = json.loads(result.stdout)
     assert out["data"]["protocol"] == "mode-unverified" and not out["data"]["verified_unseen"]
+    bad_label = CliRunner().invoke(app, [
+        "repair", str(other_weights), "-d", "mnist", "--limit", "700", "--label", "10",
+        "--kind", "underfit", "--out", str(tmp_path / "x.pt"), "--quiet"])
+    assert_one_line_error(bad_label, "--label")  # the error alone, no warning before it
 
 
 def test_detect_run_refuses_a_detector_fitted_on_other_weights(trained_checkpoint, other_weights,
