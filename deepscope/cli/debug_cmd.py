@@ -1,11 +1,19 @@
-"""``deepscope diagnose`` and ``deepscope repair`` (MODE).
+"""``deepscope diagnose`` and ``deepscope repair`` (MODE), on data the model did not train on.
 
-Both commands use the MODE protocol split of the *whole* dataset (official train + test
-images): ``deepscope.data.mode_split(load(D, "all"), seed=--seed)`` = 30 % train, 10 %
-validation, 10 % test, 50 % bug-fixing pool. ``diagnose`` compares the train part with the test
-part; ``repair`` selects from the pool part, replays the train part, decides "fixed" on the
-validation part and reports on the test part. Use the same ``--seed`` the model's training data
-came from (``bench/mode_table.py`` trains its buggy models on that train part).
+Which data is used follows the checkpoint's record of its training data
+(``deepscope.debug.heldout_split``, documented in docs/architecture.md):
+
+* trained with ``deepscope train --split mode --seed S``: the same MODE split of the whole
+  dataset (30 % train, 10 % validation, 10 % test, 50 % bug-fixing pool); another ``--seed`` is
+  refused. ``diagnose`` compares train with test; ``repair`` selects from the pool, replays the
+  train part, decides "fixed" on the validation part and reports on the test part.
+* trained with ``deepscope train`` (official train split): ``diagnose`` compares the training
+  data with the official test split; ``repair`` is refused (MODE's parts overlap the training
+  data) with what to pass instead.
+* no record (older or foreign checkpoints): the MODE split seeded by ``--seed`` (default 0), with
+  a one-line warning on stderr that test numbers may be optimistic.
+
+The JSON output's ``data`` entry says which data was used.
 """
 
 from __future__ import annotations
@@ -17,12 +25,16 @@ from rich.table import Table
 
 from deepscope import data as ds_data
 from deepscope import debug, models
-from deepscope.cli._common import console, print_json, user_errors
-from deepscope.cli.model_cmd import _limited, refuse_existing
+from deepscope.cli._common import console, err_console, print_json, user_errors
+from deepscope.cli.model_cmd import refuse_existing
 from deepscope.errors import InputError
 
-_SPLIT_HELP = ("Data: the MODE split (30% train / 10% validation / 10% test / 50% pool) of the "
-               "whole dataset, seeded by --seed.")
+_SPLIT_HELP = ("Data the model did not train on, from the checkpoint's record: the MODE split "
+               "(30% train / 10% validation / 10% test / 50% pool of train+test) it was trained "
+               "with (`train --split mode`), or for `train --split train` models its training "
+               "data vs the official test split; without a record, the MODE split seeded by "
+               "--seed, with a warning.")
+_SEED_HELP = "Seed of the MODE split; default the checkpoint's (0 without a record)."
 
 
 def _load_all(dataset: str, *, progress: bool) -> ds_data.Dataset:
@@ -30,36 +42,57 @@ def _load_all(dataset: str, *, progress: bool) -> ds_data.Dataset:
     return ds_data.load(dataset, "all", progress=progress)
 
 
-def _split(checkpoint: Path, dataset: str, seed: int, limit: int | None, progress: bool
-           ) -> tuple[models.Checkpoint, ds_data.ModeSplit]:
+def _load(dataset: str, split: str, *, progress: bool) -> ds_data.Dataset:
+    if split == "all":
+        return _load_all(dataset, progress=progress)
+    return ds_data.load(dataset, split, progress=progress)
+
+
+def _split(checkpoint: Path, dataset: str, seed: int | None, limit: int | None, progress: bool,
+           purpose: str = "diagnose") -> tuple[models.Checkpoint, debug.HeldOut]:
+    if limit is not None and limit <= 0:
+        raise InputError(f"--limit must be positive, got {limit}")
     ckpt = models.load_checkpoint(checkpoint)
-    ds = _limited(_load_all(dataset, progress=progress), limit, seed)
-    models.check_compatible(ckpt.model, ckpt.arch, ds)
-    return ckpt, ds_data.mode_split(ds, seed=seed)
+    held = debug.heldout_split(ckpt.training_data,
+                               lambda s: _load(dataset, s, progress=progress),
+                               dataset=dataset, purpose=purpose, seed=seed, limit=limit)
+    models.check_compatible(ckpt.model, ckpt.arch, held.train)
+    return ckpt, held
+
+
+def _warn(held: debug.HeldOut) -> None:
+    """The held-out data's warning as one line on stderr (after the arguments are checked)."""
+    if held.warning:
+        err_console.print(f"[bold yellow]warning:[/] {held.warning}", highlight=False,
+                          soft_wrap=True)
 
 
 @user_errors
 def diagnose_cmd(
     checkpoint: Path = typer.Argument(..., help="Model checkpoint (e.g. from `deepscope train`)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name. " + _SPLIT_HELP),
-    seed: int = typer.Option(0, help="Seed of the MODE split."),
+    seed: int | None = typer.Option(None, help=_SEED_HELP),
     threshold: float = typer.Option(0.05, help="Under-fitting: both accuracies this far below "
                                                "the mean per-label accuracy."),
     overfit_gap: float = typer.Option(0.05, help="Over-fitting: train-test gap this far above "
                                                  "the median gap."),
-    limit: int | None = typer.Option(None, help="Use a stratified slice of N images."),
+    limit: int | None = typer.Option(None, help="Use a stratified slice of N images (with a "
+                                     "record: at most N of each part)."),
     json_out: bool = typer.Option(False, "--json", help="Print the diagnosis as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Find labels with under-fitting or over-fitting bugs (train part vs test part)."""
+    """Find labels with under-fitting or over-fitting bugs (training data vs unseen test data)."""
     ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
+    _warn(split)
     diag = debug.diagnose(ckpt.model, split.train, split.test, threshold=threshold,
                           overfit_gap=overfit_gap)
     if json_out:
         print_json({**diag.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
-                    "seed": seed})
+                    "seed": split.seed, "data": split.to_dict()})
         return
-    table = Table(title=f"per-label accuracy of {ckpt.arch} ({dataset}, MODE split seed {seed})")
+    where = ("official train vs test" if split.protocol == "official" else
+             f"MODE split seed {split.seed}")
+    table = Table(title=f"per-label accuracy of {ckpt.arch} ({dataset}, {where})")
     for col in ("label", "class", "train", "test", "bug"):
         table.add_column(col)
     for i, (a, b) in enumerate(zip(diag.train_per_label, diag.test_per_label, strict=True)):
@@ -87,8 +120,10 @@ def repair_cmd(
     batch: int = typer.Option(2000, min=1, help="Samples added per round (25% selected)."),
     out: Path = typer.Option(..., "--out", "-o", help="Repaired checkpoint to write (must not "
                                                       "exist)."),
-    seed: int = typer.Option(0, help="Seed of the MODE split, selection and fine-tuning."),
-    limit: int | None = typer.Option(None, help="Use a stratified slice of N images."),
+    seed: int | None = typer.Option(None, help=_SEED_HELP + " Also seeds selection and "
+                                    "fine-tuning."),
+    limit: int | None = typer.Option(None, help="Use a stratified slice of N images (with a "
+                                     "record: at most N of each part)."),
     full_budget: bool = typer.Option(False, help="Spend the whole budget even once fixed."),
     checkpoint_dir: Path | None = typer.Option(None, help="Folder for resumable state; rerun "
                                                           "with it to continue."),
@@ -106,12 +141,14 @@ def repair_cmd(
         raise InputError(f"--out {out} is the checkpoint being repaired; write the repaired "
                          "model to another path")
     refuse_existing(out, overwrite=overwrite)
-    ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out)
+    ckpt, split = _split(checkpoint, dataset, seed, limit, not quiet and not json_out,
+                         purpose="repair")
     if not 0 <= label < split.train.num_classes:
         raise InputError(f"--label must be in [0, {split.train.num_classes}), got {label}")
+    _warn(split)
     bug = debug.given_bug(ckpt.model, split.train, split.test, label, kind,
                           evidence="given on the command line")
-    result = debug.repair(ckpt.model, bug, split.pool, budget, strategy=strategy, seed=seed,
+    result = debug.repair(ckpt.model, bug, split.pool, budget, strategy=strategy, seed=split.seed,
                           batch=batch, train=split.train, validation=split.validation,
                           test=split.test, until_fixed=not full_budget,
                           checkpoint_dir=checkpoint_dir, progress=not quiet and not json_out)
@@ -120,7 +157,7 @@ def repair_cmd(
                            metadata={**dict(ckpt.metadata), "repair": result.to_dict()},
                            overwrite=overwrite)
     summary = {**result.to_dict(), "checkpoint": str(checkpoint), "out": str(out),
-               "dataset": dataset, "seed": seed}
+               "dataset": dataset, "seed": split.seed, "data": split.to_dict()}
     if json_out:
         print_json(summary)
         return

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import typer
 from rich.table import Table
 
 from deepscope import attacks, detect
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import console, err_console, print_json, user_errors
 from deepscope.cli.attack_cmd import parse_params
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
@@ -135,6 +136,18 @@ def fit(
                       f"β={cfg.beta:g}, ε={cfg.epsilon:g}")
 
 
+def _load_detector(path: Path, model: torch.nn.Module, *, progress: bool) -> detect.Detector:
+    """``Detector.load`` (refuses a model other than the one fitted on), its warnings as one
+    line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        det = detect.Detector.load(path, model, progress=progress)
+    for w in caught:
+        err_console.print(f"[bold yellow]warning:[/] {w.message}", highlight=False,
+                          soft_wrap=True)
+    return det
+
+
 @app.command("run")
 @user_errors
 def run(
@@ -172,7 +185,7 @@ def run(
         y = torch.from_numpy(arrays["y"]).long() if "y" in arrays else None
         success = torch.from_numpy(arrays["success"]).bool() if "success" in arrays else None
         source = str(inputs)
-    det = detect.Detector.load(detector, ckpt.model, progress=progress)
+    det = _load_detector(detector, ckpt.model, progress=progress)
     result = det.run(x)
     summary: dict[str, Any] = {"detector": det.name, "inputs": source, "n": len(result),
                                "flagged": int(result.flags.sum()), "rate": result.rate,

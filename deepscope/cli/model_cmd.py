@@ -21,6 +21,9 @@ def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Datas
     return ds_data.stratified_subset(ds, limit, seed=seed)
 
 
+_TRAIN_SPLITS = {"train": "official", "mode": "mode"}
+
+
 def _per_label(evaluation: models.Evaluation) -> dict[str, float]:
     return {str(c): float(a) for c, a in zip(evaluation.classes, evaluation.per_label, strict=True)}
 
@@ -55,6 +58,11 @@ def train(
                                             "stopping."),
     patience: int = typer.Option(3, min=1, help="Early-stopping patience in epochs."),
     limit: int | None = typer.Option(None, help="Train on a stratified slice of N samples."),
+    split: str = typer.Option("train", help="Training data: 'train' = the official train split "
+                              "(test on the official test split); 'mode' = the train part of "
+                              "the MODE split of train+test seeded by --seed (early stopping on "
+                              "its validation part), which `diagnose` and `repair` need to "
+                              "work on unseen data. Recorded in the checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing checkpoint file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -62,12 +70,15 @@ def train(
     """Train a zoo architecture on a dataset and save an atomic, safe-to-load checkpoint."""
     refuse_existing(out, overwrite=overwrite)
     models.zoo.spec(arch)  # unknown names fail before any data is loaded
-    train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
-    test_ds = ds_data.load(dataset, "test", progress=not quiet)
+    if split not in _TRAIN_SPLITS:
+        raise InputError(f"--split must be 'train' or 'mode', got {split!r}")
+    if limit is not None and limit <= 0:
+        raise InputError(f"--limit must be positive, got {limit}")
+    parts = models.training_split(lambda s: ds_data.load(dataset, s, progress=not quiet),
+                                  dataset=dataset, protocol=_TRAIN_SPLITS[split], seed=seed,
+                                  limit=limit, val_fraction=val_fraction)
+    train_ds, val_ds, test_ds = parts.train, parts.validation, parts.test
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
-    val_ds = None
-    if val_fraction > 0:
-        train_ds, val_ds = ds_data.train_val_split(train_ds, val_fraction, seed=seed)
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
     history: list = []
     start = time.perf_counter()
@@ -83,6 +94,7 @@ def train(
         "seconds": round(seconds, 2),
         "test_accuracy": evaluation.accuracy,
         "deepscope_version": __version__,
+        models.provenance.METADATA_KEY: parts.record.to_dict(),
     }
     config = {"num_classes": train_ds.num_classes}
     path = models.save_checkpoint(out, model, arch=arch, classes=train_ds.classes, config=config,

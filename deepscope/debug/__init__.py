@@ -12,6 +12,7 @@ from deepscope.debug.analysis import PoolAnalysis, PoolContext
 from deepscope.debug.compare import StrategyComparison, compare_strategies
 from deepscope.debug.diagnosis import Bug, Diagnosis, diagnose, given_bug
 from deepscope.debug.feature_models import FeatureModels, extract, fit_softmax
+from deepscope.debug.heldout import HeldOut, heldout_split
 from deepscope.debug.repair import RepairResult, RepairRound, repair
 from deepscope.debug.repair_config import RepairConfig
 from deepscope.debug.selection import STRATEGIES, SelectionContext, select
@@ -21,6 +22,7 @@ __all__ = [
     "Bug",
     "Diagnosis",
     "FeatureModels",
+    "HeldOut",
     "PoolAnalysis",
     "PoolContext",
     "RepairConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "fit_softmax",
     "given_bug",
     "heatmaps",
+    "heldout_split",
     "repair",
     "select",
     "selection",

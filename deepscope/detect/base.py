@@ -13,13 +13,17 @@ most ``target_fpr`` of them are flagged::
 
 Saved detectors are one ``.npz`` (:mod:`deepscope._persist`, ``allow_pickle=False``): tensors
 as arrays (``t_<name>``) plus a JSON header with the parameters and learned scalars. The model
-is not stored: :meth:`Detector.load` takes it and checks it against a fingerprint of its
-parameter names and shapes.
+is not stored: :meth:`Detector.load` takes it and checks it against two fingerprints recorded at
+save time, of its parameter names and shapes (:func:`model_fingerprint`) and of its weights
+(:func:`deepscope.models.weights_fingerprint`), so a detector is never attached to another model
+of the same architecture. Files saved before the weights fingerprint existed load with a
+warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -34,6 +38,7 @@ from deepscope.detect.calibration import quantile_threshold
 from deepscope.detect.result import DetectionResult
 from deepscope.errors import InputError, NotFittedError
 from deepscope.models import execution
+from deepscope.models.provenance import weights_fingerprint
 from deepscope.protocol import Params, Persistent
 from deepscope.registry import Registry
 
@@ -72,6 +77,22 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         h.update(f"{name}:{tuple(t.shape)};".encode())
     return h.hexdigest()[:16]
+
+
+def _check_same_model(meta: dict[str, Any], model: nn.Module, path: Any) -> None:
+    """Refuse ``model`` unless it is the one the saved detector was fitted on."""
+    if meta.get("model_fingerprint") != model_fingerprint(model):
+        raise InputError(f"{path} was fitted on another model (parameter names/shapes "
+                         "differ); pass the model it was fitted with")
+    saved = meta.get("weights_fingerprint")
+    if saved is None:
+        warnings.warn(f"{path} was saved without a weights fingerprint (older deepscope), so it "
+                      "cannot be checked that the given model is the one it was fitted on",
+                      UserWarning, stacklevel=5)
+    elif saved != weights_fingerprint(model):
+        raise InputError(f"{path} was fitted on another model: same architecture, different "
+                         "weights; pass the checkpoint it was fitted with (or refit the detector "
+                         "on this model)")
 
 
 class Detector(Params, Persistent, ABC):
@@ -235,16 +256,15 @@ class Detector(Params, Persistent, ABC):
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         meta, arrays = self.state()
-        meta = {"model_fingerprint": model_fingerprint(self.model), **meta}
+        meta = {"model_fingerprint": model_fingerprint(self.model),
+                "weights_fingerprint": weights_fingerprint(self.model), **meta}
         return meta, {f"t_{k}": v for k, v in arrays.items()}
 
     @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], *args: Any,
                     **kwargs: Any) -> Detector:
         model, path = args[0], kwargs.pop("source", "the file")
-        if meta.get("model_fingerprint") != model_fingerprint(model):
-            raise InputError(f"{path} was fitted on another model (parameter names/shapes "
-                             "differ); pass the model it was fitted with")
+        _check_same_model(meta, model, path)
         tensors = {k[2:]: torch.from_numpy(v.copy()) for k, v in arrays.items()
                    if k.startswith("t_")}
         return cls.from_state(model, meta, tensors, **kwargs)

@@ -8,10 +8,18 @@ Example
 >>> evaluate(model, test).accuracy                           # doctest: +SKIP
 """
 
-from deepscope.models import augment, bugs, execution, hooks, zoo
+from deepscope.models import augment, bugs, execution, hooks, provenance, zoo
 from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
+from deepscope.models.provenance import (
+    TrainingData,
+    TrainingSplit,
+    data_fingerprint,
+    sample_ids,
+    training_split,
+    weights_fingerprint,
+)
 from deepscope.models.train import (
     EpochStats,
     Evaluation,
@@ -27,11 +35,14 @@ __all__ = [
     "Checkpoint",
     "EpochStats",
     "Evaluation",
+    "TrainingData",
+    "TrainingSplit",
     "augment",
     "batched",
     "bugs",
     "check_arch_input",
     "check_compatible",
+    "data_fingerprint",
     "evaluate",
     "execution",
     "fit",
@@ -42,6 +53,10 @@ __all__ = [
     "predict_logits",
     "predict_proba",
     "preserved_state",
+    "provenance",
+    "sample_ids",
     "save_checkpoint",
+    "training_split",
+    "weights_fingerprint",
     "zoo",
 ]

@@ -32,6 +32,7 @@ from deepscope._atomic import default_file_mode
 from deepscope._typing import PathType
 from deepscope.errors import CheckpointError, DeepscopeError, InputError
 from deepscope.models import zoo
+from deepscope.models.provenance import METADATA_KEY, TrainingData
 
 __all__ = ["Checkpoint", "load_checkpoint", "load_custom", "save_checkpoint"]
 
@@ -55,7 +56,8 @@ class Checkpoint:
     config : dict
         Keyword arguments the model was built with.
     metadata : dict
-        Free-form plain-type metadata (training recipe, accuracy, ...).
+        Free-form plain-type metadata (training recipe, accuracy, ...); what the model was
+        trained on sits under ``"training_data"`` (see :attr:`training_data`).
     path : pathlib.Path
         Where it was loaded from.
     """
@@ -66,6 +68,12 @@ class Checkpoint:
     config: Mapping[str, Any]
     metadata: Mapping[str, Any]
     path: Path
+
+    @property
+    def training_data(self) -> TrainingData | None:
+        """What the model was trained on, or None when the checkpoint does not say (older or
+        foreign checkpoints)."""
+        return TrainingData.from_metadata(self.metadata)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type summary (without the weights)."""
@@ -171,7 +179,9 @@ def save_checkpoint(
         Keyword arguments that rebuild the architecture (``zoo.build(arch, **config)`` or the
         custom factory). ``num_classes`` defaults to ``len(classes)`` for zoo models.
     metadata : mapping, optional
-        Free-form plain-type information (training recipe, accuracy, dataset, ...).
+        Free-form plain-type information (training recipe, accuracy, dataset, ...). Record the
+        training data as ``{"training_data": TrainingData.to_dict()}`` (or pass a
+        :class:`~deepscope.models.provenance.TrainingData` there; it is converted).
     overwrite : bool
         Replace an existing file; otherwise an existing ``path`` raises :class:`CheckpointError`.
 
@@ -198,12 +208,19 @@ def save_checkpoint(
         "arch": arch,
         "classes": list(classes),
         "config": _plain(dict(config or {}), "config"),
-        "metadata": _plain(dict(metadata or {}), "metadata"),
+        "metadata": _plain(_with_plain_provenance(metadata), "metadata"),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_torch_save(payload, path, overwrite)
     return path
+
+
+def _with_plain_provenance(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(metadata or {})
+    if isinstance(out.get(METADATA_KEY), TrainingData):
+        out[METADATA_KEY] = out[METADATA_KEY].to_dict()
+    return out
 
 
 def _check_arch(arch: Any) -> None:

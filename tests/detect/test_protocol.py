@@ -102,7 +102,8 @@ def test_a_file_written_by_the_previous_version_still_loads(cnn, faces):
     joint = JointDetector([AmIDetector(cnn, **GRID), FeatureSqueezingDetector(cnn)],
                           target_fpr=0.125, progress=False)
     joint.fit(x[:16], boxes[:16], groups=groups[:16], x_calib=x[16:])
-    old = Detector.load(DATA / "joint_v1.npz", cnn, progress=False)
+    with pytest.warns(UserWarning, match="without a weights fingerprint"):
+        old = Detector.load(DATA / "joint_v1.npz", cnn, progress=False)
     assert isinstance(old, JointDetector) and old.threshold_ == joint.threshold_
     # the file was written on another CPU: float32 kernels may differ in the last digits
     torch.testing.assert_close(old.score(x), joint.score(x), rtol=0, atol=1e-3)
