@@ -46,7 +46,7 @@ $(VENV)/.baselines-installed: $(VENV)/.dev-installed
 	touch $@
 
 demo: $(VENV)/.baselines-installed
-	$(VENV)/bin/deepscope demo --out report
+	$(VENV)/bin/deepscope demo --out report --overwrite
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check deepscope tests bench

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
+from typer import rich_utils
 
 from deepscope import __version__
 from deepscope.cli import attack_cmd, data_cmd, debug_cmd, detect_cmd, explain_cmd, model_cmd
-from deepscope.cli._common import console, user_errors
+from deepscope.cli._common import OneLineErrors, check_outputs, console, user_errors
+
+#: width of ``--help`` when stdout is not a terminal (a pipe, a file): wide enough that no
+#: option name is cut (rich would use 80 columns); ``TERMINAL_WIDTH`` still wins.
+PIPED_HELP_WIDTH = 120
+if not os.environ.get("TERMINAL_WIDTH") and not sys.stdout.isatty():
+    rich_utils.MAX_WIDTH = PIPED_HELP_WIDTH
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="deepscope",
     help="Open the box of deep-learning classifiers: debug, repair, detect, explain.",
     no_args_is_help=True,
@@ -30,13 +40,17 @@ app.command("repair")(debug_cmd.repair_cmd)
 @app.command("demo")
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder."),
+    out: Path = typer.Option(Path("report"), "--out", "-o",
+                             help="Report folder (refused if it exists, unless --overwrite)."),
     arch: str = typer.Option("mlp-100k", help="Zoo architecture to train."),
     epochs: int = typer.Option(4, min=1, help="Maximum epochs per model."),
     seed: int = typer.Option(0, help="Random seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    overwrite: bool = typer.Option(False, help="Replace the report in an existing --out "
+                                               "folder."),
 ) -> None:
     """Train a small MNIST model with an injected bug and write an HTML report."""
+    check_outputs(out, overwrite=overwrite, folder=True)
     from deepscope.audit.detection import detection_experiment
     from deepscope.report.demo import DemoConfig, run_demo
 

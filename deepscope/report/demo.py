@@ -203,7 +203,7 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
 
     log(f"explaining the buggy model's label-{label_name} decisions with DMM-MEN, LIME and "
         f"KernelSHAP")
-    _explanation_section(report, buggy, split.test, cfg, label_name)
+    _explanation_section(report, buggy, split.test, cfg, label_name, progress)
 
     if cfg.detection and detection_experiment is not None:
         from deepscope.report.detect_section import render_detect_section
@@ -240,14 +240,14 @@ def run_demo(out_dir: str | Path = "report", config: DemoConfig | None = None, *
 
 
 def _explanation_section(report: HtmlReport, model: torch.nn.Module, test: ds_data.Dataset,
-                         cfg: DemoConfig, label_name: str) -> None:
+                         cfg: DemoConfig, label_name: str, progress: bool = False) -> None:
     """DMM-MEN, LIME and KernelSHAP overlays side by side for inputs of the buggy label."""
     from deepscope.explain import compare
     from deepscope.report import explanations as rx
 
     idx = compare.positives(model, test.x, test.y, cfg.bug_label, cfg.explain_inputs)
     x = test.x[idx]
-    runs = compare.side_by_side(model, x, cfg.bug_label, seed=cfg.seed)
+    runs = compare.side_by_side(model, x, cfg.bug_label, seed=cfg.seed, progress=progress)
     sec = report.section(
         f"Why the buggy model says {label_name}",
         f"Black-box explanations of {len(x)} test images the buggy model correctly assigns to "
