@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import rich_utils
 from typer.core import TyperGroup
 
 from deepscope._atomic import atomic_write
@@ -184,9 +185,9 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # typer's (vendored click's) usage errors
-            if type(exc).__name__ == "NoArgsIsHelpError":  # the help text, not an error
-                exc.show()  # type: ignore[attr-defined]
-                sys.exit(0)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help text, as typer shows it
+                rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+                sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             fail(exc.format_message() + hint, code=exc.exit_code)

@@ -173,3 +173,12 @@ def test_every_command_that_writes_has_overwrite_off_by_default():
             assert "overwrite" in names, f"`deepscope {name}` writes files but has no --overwrite"
             default = next(p for p in cmd.params if p.name == "overwrite").default
             assert default is False
+
+
+@pytest.mark.parametrize("args", [[], ["detect"], ["data"]])
+def test_a_group_without_a_command_still_prints_its_help(args):
+    """The one-line usage errors leave typer's no-args help as it was (help, exit 2)."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "Usage:" in result.stdout and "Commands" in result.stdout and "error:" not in (
+        result.stderr)
