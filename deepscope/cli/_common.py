@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sys
@@ -75,6 +76,8 @@ def user_errors(func: F) -> F:
         except DeepscopeError as exc:
             raise fail(str(exc)) from None
         except OSError as exc:
+            if exc.errno == errno.EPIPE:  # `deepscope ... | head`: typer exits quietly
+                raise
             raise fail(_os_message(exc)) from None
         except (zipfile.BadZipFile, EOFError) as exc:
             raise fail(f"a file could not be read: {exc or type(exc).__name__}") from None

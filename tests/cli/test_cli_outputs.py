@@ -182,3 +182,20 @@ def test_a_group_without_a_command_still_prints_its_help(args):
     assert result.exit_code == 2
     assert "Usage:" in result.stdout and "Commands" in result.stdout and "error:" not in (
         result.stderr)
+
+
+def test_os_errors_are_one_line_but_a_closed_pipe_is_left_to_typer(monkeypatch):
+    from deepscope import data
+
+    def raise_errno(code):
+        def boom(*_a, **_k):
+            raise OSError(code, os.strerror(code), "/some/file")
+        return boom
+
+    monkeypatch.setattr(data, "verify", raise_errno(5))  # EIO
+    result = CliRunner().invoke(app, ["data", "verify"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: Input/output error: /some/file")
+    monkeypatch.setattr(data, "verify", raise_errno(32))  # EPIPE
+    result = CliRunner().invoke(app, ["data", "verify"])
+    assert result.exit_code == 1 and "error:" not in result.stderr
