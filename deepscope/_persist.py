@@ -81,6 +81,11 @@ def read_npz(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: not a readable deepscope {kind} file (the file is empty)")
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle and say so
+        raise InputError(f"{path}: not a readable deepscope {kind} file (not an .npz archive: "
+                         "truncated, or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if _META not in data.files:

@@ -6,12 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from deepscope._validate import check_bool, check_choice, check_images, check_number
 from deepscope.errors import InputError
+from deepscope.models.execution import check_model_input, model_dtype
 
-__all__ = ["check_bool", "check_choice", "check_images", "check_label_range", "check_labels",
-           "check_number"]
+__all__ = ["check_attack_images", "check_bool", "check_choice", "check_images",
+           "check_label_range", "check_labels", "check_number"]
+
+
+def check_attack_images(model: nn.Module, x: Any) -> torch.Tensor:
+    """Validate the images an attack is called with, against the attacked model.
+
+    Floating N×C×H×W in [0, 1] and finite (:func:`check_images`); for a zoo model, of its
+    input shape. Images of another floating dtype than the model's (e.g. float64 from numpy)
+    are converted to the model's dtype, so the adversarial images come back in that dtype.
+    """
+    x = check_images(x)
+    check_model_input(model, x)
+    dtype = model_dtype(model)
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 def check_labels(y: Any, n: int, device: torch.device, name: str = "y") -> torch.Tensor:

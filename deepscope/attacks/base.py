@@ -37,7 +37,7 @@ from deepscope._jsonable import to_jsonable
 from deepscope._persist import read_npz, write_npz
 from deepscope._typing import PathType
 from deepscope.attacks._checks import (
-    check_images,
+    check_attack_images,
     check_label_range,
     check_labels,
     check_number,
@@ -278,7 +278,9 @@ class Attack(Params):
         Parameters
         ----------
         x : torch.Tensor
-            Floating N×C×H×W images in [0, 1]; the attack runs on its device and dtype.
+            Floating N×C×H×W images in [0, 1] (of the model's input shape, for a zoo model);
+            the attack runs on its device and in the model's dtype (other floating dtypes,
+            e.g. float64, are converted to it).
         y : torch.Tensor
             Integer labels (N,) in ``[0, K)``.
         target : None, "first", "next", int or torch.Tensor
@@ -292,7 +294,7 @@ class Attack(Params):
         AttackResult
         """
         start = time.perf_counter()
-        x = check_images(x)
+        x = check_attack_images(self.model, x)
         n = x.shape[0]
         y = check_labels(y, n, x.device)
         gen = torch.Generator(device=x.device)

@@ -217,6 +217,14 @@ def _misclassified(model: torch.nn.Module, test: ds_data.Dataset, label: int
             int(wrong.sum()))
 
 
+def _explain(model: torch.nn.Module, test: ds_data.Dataset, cfg: DemoConfig, progress: bool
+             ) -> compare.Comparison:
+    """DMM-MEN, LIME and KernelSHAP on test images the model assigns to the buggy label."""
+    idx = compare.positives(model, test.x, test.y, cfg.bug_label, cfg.explain_inputs)
+    return compare.side_by_side(model, test.x[idx], cfg.bug_label, seed=cfg.seed,
+                                progress=progress)
+
+
 def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
                     log: Callable[[str], None] = print) -> DemoExperiment:
     """Run the demo's experiment (nothing is written).
@@ -264,9 +272,7 @@ def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
     log(f"explaining the buggy model's label-{label_name} decisions with DMM-MEN, LIME and "
         f"KernelSHAP")
     start = time.perf_counter()
-    idx = compare.positives(buggy, split.test.x, split.test.y, cfg.bug_label, cfg.explain_inputs)
-    explanations = compare.side_by_side(buggy, split.test.x[idx], cfg.bug_label, seed=cfg.seed,
-                                        progress=progress)
+    explanations = _explain(buggy, split.test, cfg, progress)
     seconds["explain"] = time.perf_counter() - start
 
     detection = None

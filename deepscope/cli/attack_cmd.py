@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from deepscope import attacks, models
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import console, print_json, save_figure, user_errors
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
 
@@ -53,6 +53,8 @@ def attack(
 ) -> None:
     """Attack N correctly classified inputs and write adversarials (.npz), a summary and a grid."""
     targets = {"none": None, "untargeted": None, "first": "first", "next": "next"}
+    if name not in attacks.names():
+        raise InputError(f"--attack must be one of {', '.join(attacks.names())}; got {name!r}")
     if target not in targets:
         raise InputError(f"--target must be one of none, first, next; got {target!r}")
     grid = grid or out.with_suffix(".png")
@@ -65,9 +67,13 @@ def attack(
     # Attack inputs the model gets right, in a seeded random order.
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
     pred = models.predict_logits(ckpt.model, ds.x[order[: min(len(ds), 4 * n)]]).argmax(1)
-    chosen = order[: len(pred)][pred == ds.y[order[: len(pred)]]][:n]
+    correct = order[: len(pred)][pred == ds.y[order[: len(pred)]]]
+    chosen = correct[:n]
     if len(chosen) == 0:
         raise InputError("the model classifies none of the sampled inputs correctly")
+    selection = {"requested": n, "sampled": len(pred), "correct_in_sample": len(correct),
+                 "attacked": len(chosen),
+                 "note": "only inputs the model classifies correctly are attacked"}
     x, y = ds.x[chosen], ds.y[chosen]
     call_kwargs = {}
     if "boxes" in type(atk).param_names():  # attacks confined to landmark regions (glasses)
@@ -77,15 +83,15 @@ def attack(
         call_kwargs["boxes"] = ds.extras["boxes"][chosen]
     result = atk(x, y, target=targets[target], **call_kwargs)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    attacks.save_npz(result, out, x=x, overwrite=overwrite)
     fig = attacks.plot_grid(x, result.x_adv, labels=y.tolist(),
                             adv_labels=result.adv_labels.tolist(), class_names=ckpt.classes,
                             title=f"{name} ({target})")
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(grid, dpi=120, bbox_inches="tight")
+    # written last, once everything is computed: the grid, then the .npz (both atomic)
+    save_figure(fig, grid)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    attacks.save_npz(result, out, x=x, overwrite=overwrite)
     summary = {**result.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
-               "npz": str(out), "grid": str(grid)}
+               "selection": selection, "npz": str(out), "grid": str(grid)}
     if json_out:
         print_json(summary)
         return
@@ -100,4 +106,8 @@ def attack(
                   fmt(summary["mean_l2"]), fmt(summary["mean_linf"]),
                   f"{summary['seconds_per_100']:.2f}")
     console.print(table)
+    if len(chosen) < n:
+        console.print(f"[yellow]attacked {len(chosen)} of the {n} requested inputs:[/] only "
+                      f"inputs the model classifies correctly are attacked, and "
+                      f"{len(correct)} of the {len(pred)} sampled {dataset}/{split} inputs are")
     console.print(f"adversarials: {out}; grid: {grid}")

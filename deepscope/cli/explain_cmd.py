@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,9 +10,26 @@ import typer
 from rich.table import Table
 
 from deepscope import explain
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import console, print_json, save_figure, user_errors
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
+
+#: rows of the console table (every explained input is in the .npz and the JSON)
+TABLE_ROWS = 10
+
+
+def check_grid(k: int, cell: int, input_shape: tuple[int, ...]) -> int:
+    """Validate ``--cell`` against the image size and ``--k`` against the number of cells;
+    return the number of features (cells)."""
+    h, w = (int(v) for v in input_shape[-2:])
+    if not 1 <= cell <= min(h, w):
+        raise InputError(f"--cell must be in 1..{min(h, w)} (the side of the {h}×{w} images), "
+                         f"got {cell}")
+    n_features = -(-h // cell) * -(-w // cell)
+    if not 1 <= k <= n_features:
+        raise InputError(f"--k must be in 1..{n_features} (the number of {cell}×{cell} cells of "
+                         f"a {h}×{w} image), got {k}; lower --k or --cell")
+    return n_features
 
 
 @user_errors
@@ -36,6 +54,8 @@ def explain_cmd(
     from deepscope.explain import compare
     from deepscope.report import explanations as rx
 
+    if method not in explain.names():
+        raise InputError(f"--method must be one of {', '.join(explain.names())}; got {method!r}")
     if out.suffix != ".npz":
         raise InputError(f"--out must name an .npz file, got {out.name!r}")
     overlays = overlays or out.with_suffix(".png")
@@ -44,29 +64,40 @@ def explain_cmd(
                                    progress=not quiet and not json_out)
     if not 0 <= target < ds.num_classes:
         raise InputError(f"--class must be in [0, {ds.num_classes}), got {target}")
+    check_grid(k, cell, tuple(ds.input_shape))
     idx = compare.positives(ckpt.model, ds.x, ds.y, target, n)
     x = ds.x[idx]
     result = compare.side_by_side(ckpt.model, x, target, [method], cell=cell, seed=seed,
                                   progress=not quiet and not json_out)
     (run,) = result.runs
-    explain.save_npz(run.explanation, out, overwrite=overwrite)  # atomic; folders created
+    source = {"dataset": dataset, "split": split, "dataset_indices": idx.tolist()}
+    explanation = dataclasses.replace(run.explanation,
+                                      extras={**run.explanation.extras, **source})
+    top = explanation.top_features(k)
     fig = rx.overlay_grid(result, k, n_show=min(6, len(x)))
-    overlays.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(overlays, dpi=120, bbox_inches="tight")
-    top = run.explanation.top_features(k)
-    summary = {"checkpoint": str(checkpoint), "dataset": dataset, "class": target,
-               "class_name": str(ckpt.classes[target]), "k": k, "n": len(x),
-               "indices": idx.tolist(), **run.to_dict(),
+    # written last, once everything is computed: the overlays, then the .npz (both atomic)
+    save_figure(fig, overlays)
+    explain.save_npz(explanation, out, overwrite=overwrite)
+    summary = {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+               "class": target, "class_name": str(ckpt.classes[target]), "k": k,
+               "n_requested": n, "n": len(x), "indices": idx.tolist(), **run.to_dict(),
                "top_features": [list(map(int, row)) for row in top],
                "npz": str(out), "overlays": str(overlays)}
     if json_out:
         print_json(summary)
         return
+    shown = min(TABLE_ROWS, len(x))
     table = Table(title=f"{method} on {ckpt.arch}: class {ckpt.classes[target]} "
-                        f"({len(x)} inputs, {cell}×{cell} cells)")
-    table.add_column("input")
+                        f"({len(x)} inputs, {cell}×{cell} cells)",
+                  caption=None if shown == len(x) else
+                  f"the first {shown} of {len(x)} inputs; all {len(x)} are in {out}")
+    table.add_column(f"input ({split} index)")
     table.add_column(f"top-{k} features (most supporting first)")
-    for i, row in enumerate(top[:10]):
+    for i, row in enumerate(top[:shown]):
         table.add_row(str(int(idx[i])), json.dumps(list(map(int, row))))
     console.print(table)
+    if len(x) < n:
+        console.print(f"explained {len(x)} of the {n} requested inputs: the model assigns only "
+                      f"{len(x)} {split} inputs of class {target} to it (only those are "
+                      "explained)")
     console.print(f"{run.seconds:.1f} s; explanations: {out}; overlays: {overlays}")

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
+from typer import rich_utils
 
 from deepscope import __version__
 from deepscope.cli import attack_cmd, data_cmd, debug_cmd, detect_cmd, explain_cmd, model_cmd
-from deepscope.cli._common import console, user_errors
-from deepscope.errors import InputError
+from deepscope.cli._common import OneLineErrors, check_outputs, console, user_errors
+
+#: width of ``--help`` when stdout is not a terminal (a pipe, a file): wide enough that no
+#: option name is cut (rich would use 80 columns); ``TERMINAL_WIDTH`` still wins.
+PIPED_HELP_WIDTH = 120
+if not os.environ.get("TERMINAL_WIDTH") and not sys.stdout.isatty():
+    rich_utils.MAX_WIDTH = PIPED_HELP_WIDTH
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="deepscope",
     help="Open the box of deep-learning classifiers: debug, repair, detect, explain.",
     no_args_is_help=True,
@@ -31,23 +40,22 @@ app.command("repair")(debug_cmd.repair_cmd)
 @app.command("demo")
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder."),
+    out: Path = typer.Option(Path("report"), "--out", "-o",
+                             help="Report folder (refused if it exists, unless --overwrite)."),
     arch: str = typer.Option("mlp-100k", help="Zoo architecture to train."),
     epochs: int = typer.Option(4, min=1, help="Maximum epochs per model."),
     seed: int = typer.Option(0, help="Random seed."),
-    overwrite: bool = typer.Option(False, help="Replace a report already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    overwrite: bool = typer.Option(False, help="Replace the report in an existing --out "
+                                               "folder."),
 ) -> None:
     """Train a small MNIST model with an injected bug and write an HTML report."""
     import time
 
+    check_outputs(out, overwrite=overwrite, folder=True)  # before the work, not after it
     from deepscope.audit.demo import DemoConfig, demo_experiment
     from deepscope.report.demo import render_demo
 
-    existing = [p for p in (out / "index.html", out / "summary.json") if p.exists()]
-    if existing and not overwrite:  # refuse before the work, not after it
-        raise InputError(f"{existing[0]} already exists; pass --overwrite or choose another "
-                         f"--out folder")
     start = time.perf_counter()
     exp = demo_experiment(DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
                           log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from deepscope import __version__, models
 from deepscope import data as ds_data
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import check_outputs, console, print_json, save_figure, user_errors
 from deepscope.errors import InputError
 
 
@@ -28,11 +28,10 @@ def _per_label(evaluation: models.Evaluation) -> dict[str, float]:
     return {str(c): float(a) for c, a in zip(evaluation.classes, evaluation.per_label, strict=True)}
 
 
-def refuse_existing(*paths: Path, overwrite: bool) -> None:
-    """Raise :class:`InputError` if an output file exists and ``overwrite`` is off."""
-    for path in paths:
-        if path.exists() and not overwrite:
-            raise InputError(f"{path} already exists; pass --overwrite or choose another path")
+def refuse_existing(*paths: Path | None, overwrite: bool) -> None:
+    """Before the work: raise :class:`InputError` if an output file exists and ``overwrite`` is
+    off, or if it cannot be written (see :func:`deepscope.cli._common.check_outputs`)."""
+    check_outputs(*paths, overwrite=overwrite)
 
 
 def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress: bool
@@ -116,11 +115,13 @@ def evaluate(
     split: str = typer.Option("test", help="Split to evaluate on: train, test or all."),
     limit: int | None = typer.Option(None, help="Evaluate on a stratified slice of N samples."),
     confusion: Path | None = typer.Option(None, help="Also write the confusion matrix as PNG."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --confusion file."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (overall and per-label "
                                                         "accuracy) on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Evaluate a checkpoint: overall and per-label accuracy, optional confusion-matrix PNG."""
+    refuse_existing(confusion, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)
     ds = _limited(ds, limit, 0)
@@ -128,9 +129,7 @@ def evaluate(
     if confusion is not None:
         from deepscope.report import plots
 
-        fig = plots.confusion_matrix(evaluation.confusion, evaluation.classes)
-        confusion.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(confusion, dpi=120, bbox_inches="tight")
+        save_figure(plots.confusion_matrix(evaluation.confusion, evaluation.classes), confusion)
     payload = {
         "checkpoint": str(checkpoint),
         "arch": ckpt.arch,

@@ -49,6 +49,8 @@ from deepscope.models import evaluate, fit
 __all__ = ["RepairConfig", "RepairResult", "RepairRound", "repair"]
 
 STATE_FILE = "repair_state.npz"
+#: the state file of earlier versions (a torch pickle): refused, never read
+_LEGACY_STATE_FILE = "repair_state.pt"
 _STATE_FORMAT = "repair-state"
 _WEIGHT = "weight:"
 
@@ -96,6 +98,12 @@ class _State:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> tuple[dict[str, torch.Tensor], list[int], list[RepairRound]] | None:
+        if self.path is not None and not self.path.exists() and (
+                self.path.parent / _LEGACY_STATE_FILE).exists():
+            raise InputError(
+                f"{self.path.parent / _LEGACY_STATE_FILE} is the state of a repair by an older "
+                "deepscope, which cannot be resumed (it is never unpickled); delete it or use "
+                "another checkpoint_dir")
         if self.path is None or not self.path.exists():
             return None
         meta, arrays = read_npz(self.path, _STATE_FORMAT)

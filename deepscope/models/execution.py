@@ -28,12 +28,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deepscope.errors import InputError
+from deepscope.errors import DeepscopeError, InputError
+from deepscope.models import zoo
 
 __all__ = [
     "ModelState",
     "batch_slices",
     "batched",
+    "check_model_input",
+    "expected_input_shape",
     "inference",
     "model_device",
     "model_dtype",
@@ -222,6 +225,36 @@ def batched(
     return _concat(parts)
 
 
+def expected_input_shape(model: nn.Module) -> tuple[int, ...] | None:
+    """The per-sample input shape ``(C, H, W)`` a zoo model takes, ``None`` when unknown
+    (models not built by :func:`deepscope.models.zoo.build`)."""
+    arch = zoo.arch_of(model)
+    if arch is None:
+        return None
+    try:
+        return tuple(int(v) for v in zoo.spec(arch).input_shape)
+    except DeepscopeError:  # an architecture registered in another process
+        return None
+
+
+def check_model_input(model: nn.Module, x: torch.Tensor, what: str = "x") -> None:
+    """Validate a batch at a public boundary, before it reaches the model.
+
+    Raises :class:`InputError` when floating ``x`` holds NaN or infinite values, or when the
+    model is a zoo model and one sample of ``x`` does not have its input shape (a raw torch
+    shape error would be the alternative).
+    """
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise InputError(f"{what} contains NaN or infinite values; clean the inputs first")
+    expected = expected_input_shape(model)
+    if expected is not None and tuple(x.shape[1:]) != expected:
+        raise InputError(
+            f"{what} has inputs of shape {tuple(x.shape[1:])} but the model "
+            f"({zoo.arch_of(model)}) takes {expected} (C, H, W); resize the inputs or use a "
+            "model built for them"
+        )
+
+
 def _as_input(x: Any) -> torch.Tensor:
     xt = getattr(x, "x", x)
     if not isinstance(xt, torch.Tensor):
@@ -230,8 +263,6 @@ def _as_input(x: Any) -> torch.Tensor:
         )
     if xt.ndim < 2 or xt.shape[0] == 0:
         raise InputError(f"x must be a non-empty batch (N×...), got shape {tuple(xt.shape)}")
-    if xt.is_floating_point() and not bool(torch.isfinite(xt).all()):
-        raise InputError("x contains NaN or infinite values; clean the inputs first")
     return xt
 
 
@@ -251,8 +282,15 @@ def predict_logits(model: nn.Module, x: Any, *, batch_size: int = 512) -> torch.
     -------
     torch.Tensor
         Logits on ``x``'s device, in ``x``'s dtype for floating inputs (float32 otherwise).
+
+    Raises
+    ------
+    InputError
+        ``x`` is empty, holds NaN or infinite values, or (for a zoo model) does not have the
+        model's input shape.
     """
     xt = _as_input(x)
+    check_model_input(model, xt)
     dtype = xt.dtype if xt.is_floating_point() else torch.float32
     out = batched(model, xt, batch_size=batch_size, dtype=dtype)
     assert isinstance(out, torch.Tensor)

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from deepscope.errors import InputError, ModelError
 from deepscope.models.execution import (
     batched,
+    check_model_input,
     model_device,
     model_dtype,
     predict_logits,
@@ -159,12 +160,19 @@ def evaluate(
         Samples per forward pass.
     device : str or torch.device, optional
         Where to run the model; default the model's device. The model is moved there.
+
+    Raises
+    ------
+    InputError
+        No labels, inputs with NaN or infinite values, inputs that do not have a zoo model's
+        input shape, or labels outside the model's classes.
     """
     _check_model(model)
     _check_batch_size(batch_size)
     x, y = as_xy(data, "data")
     if y is None:
         raise InputError("evaluate needs labels: pass a Dataset or an (x, y) pair")
+    check_model_input(model, x, "the inputs of data")
     dev = torch.device(device) if device is not None else model_device(model)
     if device is not None:
         model.to(dev)

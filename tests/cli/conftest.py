@@ -1,5 +1,5 @@
-"""Fixtures shared by the CLI tests: a runner, one MNIST checkpoint trained once per session,
-and the one-line-error assertion."""
+"""Fixtures shared by the CLI tests: a runner, two MNIST checkpoints trained once per session
+(on the official train split and on the MODE train part), and the one-line-error assertion."""
 
 from __future__ import annotations
 
@@ -50,4 +50,18 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["checkpoint"] == str(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mode_checkpoint(tmp_path_factory) -> Path:
+    """An mlp-100k trained for 1 epoch on the MODE train part (seed 1) of 2,000 MNIST images."""
+    if not (DATA and Path(DATA, "mnist").exists()):
+        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
+    out = tmp_path_factory.mktemp("mode") / "mode.pt"
+    result = CliRunner().invoke(app, [
+        "train", "-d", "mnist", "-a", "mlp-100k", "--epochs", "1", "--limit", "2000",
+        "--split", "mode", "--seed", "1", "--out", str(out), "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["training_data"]["protocol"] == "mode"
     return out

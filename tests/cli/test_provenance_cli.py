@@ -4,7 +4,6 @@ refuses a detector fitted on other weights (issue 11, items 1 and 4). Real MNIST
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +20,6 @@ def _mnist(split: str) -> data.Dataset:
 
 def _ids(ds: data.Dataset) -> set[str]:
     return set(models.sample_ids(ds))
-
-
-@pytest.fixture(scope="module")
-def mode_checkpoint(tmp_path_factory) -> Path:
-    """An mlp-100k trained for 1 epoch on the MODE train part (seed 1) of 2,000 MNIST images."""
-    if not os.environ.get("DEEPSCOPE_DATA", "") or not Path(os.environ["DEEPSCOPE_DATA"],
-                                                              "mnist").exists():
-        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
-    out = tmp_path_factory.mktemp("mode") / "mode.pt"
-    result = CliRunner().invoke(app, [
-        "train", "-d", "mnist", "-a", "mlp-100k", "--epochs", "1", "--limit", "2000",
-        "--split", "mode", "--seed", "1", "--out", str(out), "--quiet", "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["training_data"]["protocol"] == "mode"
-    return out
 
 
 @pytest.fixture(scope="module")
