@@ -239,7 +239,11 @@ def _load_split(folder: Path, split: str) -> RawSplit:
 
 
 class FunctionStarts(DatasetSpec):
-    """Function starts in real object code (see :mod:`deepscope.data.function_starts`)."""
+    """Function starts in real object code (see :mod:`deepscope.data.function_starts`).
+
+    The data folder (``root``) is not used: the sources are the machine's libraries or those
+    given to :func:`build`, and the windows live in :func:`cache_folder`.
+    """
 
     name = NAME
     classes = ("not-start", "function-start")
