@@ -47,6 +47,21 @@ def _long_name(table: bytes, field: str, source: str) -> str:
     return raw.decode("utf-8", "replace").rstrip("/")
 
 
+def _check_index(index: bytes, width: int, size: int, source: str) -> None:
+    """The GNU symbol index lists member offsets: one past the end means the file was cut."""
+    if len(index) < width:
+        return
+    count = int.from_bytes(index[:width], "big")
+    offsets = index[width: width * (count + 1)]
+    last = max((int.from_bytes(offsets[i:i + width], "big")
+                for i in range(0, len(offsets), width)), default=0)
+    if len(offsets) < width * count or last >= size:
+        raise DataCorruptError(
+            f"{source}: truncated archive: its symbol index refers to byte {last}, the file has "
+            f"{size} bytes"
+        )
+
+
 def members(blob: bytes, source: str) -> Iterator[Member]:
     """Yield the regular members of the archive ``blob`` in file order.
 
@@ -95,6 +110,9 @@ def members(blob: bytes, source: str) -> Iterator[Member]:
         pos = end + (size & 1)
         if field == "//":
             table = data
+            continue
+        if field in ("/", "/SYM64/"):
+            _check_index(data, 8 if field == "/SYM64/" else 4, len(blob), source)
             continue
         if field in _SKIP:
             continue

@@ -109,6 +109,15 @@ def test_archive_members_are_the_object_files(built: Path) -> None:
         assert m.data == (built / m.name).read_bytes()
 
 
+def test_archive_cut_between_members_is_truncated(built: Path) -> None:
+    blob = (built / "liba.a").read_bytes()
+    cut = blob[: blob.rfind(b"b.o/")]  # ends exactly where b.o's header starts
+    with pytest.raises(DataCorruptError, match="truncated archive: its symbol index"):
+        list(ar.members(cut, "liba.a"))
+    with pytest.raises(DataCorruptError, match="not an ar archive"):
+        list(ar.members(b"!<arc", "x.a"))
+
+
 def test_executable_offsets_are_relative_to_their_section(built: Path) -> None:
     code = elf.read_elf((built / "prog").read_bytes(), "prog")
     text = next(s for s in code.sections if s.name == ".text")
