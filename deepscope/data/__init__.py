@@ -23,6 +23,7 @@ from deepscope.data.dataset import Dataset, from_arrays
 from deepscope.data.integrity import FileSpec, FileStatus
 from deepscope.data.splits import (
     ModeSplit,
+    group_split,
     mode_split,
     stratified_split,
     stratified_subset,
@@ -42,6 +43,7 @@ __all__ = [
     "build_vocabulary",
     "data_dir",
     "from_arrays",
+    "group_split",
     "load",
     "mode_split",
     "names",

@@ -167,3 +167,29 @@ def test_text_file_with_wrong_hash_is_refused(tmp_path: Path) -> None:
     (folder / "dev.tsv").write_bytes(b"sentence\tlabel\nbad \t0\n")
     with pytest.raises(DataCorruptError, match="sha256"):
         dd.load("sst2", root=tmp_path, download=False)
+
+
+def _windows() -> dd.Dataset:
+    x = torch.ones(10, 4, dtype=torch.int64)
+    y = torch.zeros(10, 4, dtype=torch.int64)
+    y[::2, 1] = 1  # even windows hold a start
+    groups = ["liba.a"] * 4 + ["libb.a"] * 3 + ["libc.a"] * 3
+    return dd.Dataset(x, y, ("no", "start"), groups=groups)
+
+
+def test_stratified_split_of_per_position_labels() -> None:
+    train, val = dd.train_val_split(_windows(), 0.4, seed=0)
+    assert (len(train), len(val)) == (6, 4)
+    assert int(val.y.amax(dim=1).sum()) == 2  # stratified by "holds a start": 2 of 5 each
+    assert val.groups.shape == (4,)
+
+
+def test_group_split_keeps_groups_apart() -> None:
+    ds = _windows()
+    train, val = dd.group_split(ds, 0.25, seed=0)
+    assert len(train) + len(val) == 10 and len(val) >= 3
+    assert not set(train.groups) & set(val.groups)
+    again = dd.group_split(ds, 0.25, seed=0)[1]
+    assert again.groups.tolist() == val.groups.tolist()
+    with pytest.raises(InputError, match="no groups"):
+        dd.group_split(dd.Dataset(ds.x, ds.y, ds.classes), 0.2)
