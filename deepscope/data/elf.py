@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from dataclasses import dataclass
 
 from deepscope.errors import DataCorruptError, DataMissingError
@@ -80,13 +81,14 @@ def is_elf(head: bytes) -> bool:
 def _elftools():  # imported lazily: pyelftools is the optional ``binary`` extra
     try:
         from elftools.common.exceptions import ELFError
+        from elftools.construct import ConstructError
         from elftools.elf.elffile import ELFFile
     except ImportError:
         raise DataMissingError(
             "reading object code needs pyelftools; install it with "
             "`pip install 'deepscope[binary]'` (or `pip install pyelftools`)"
         ) from None
-    return ELFFile, ELFError
+    return ELFFile, (ELFError, ConstructError)
 
 
 def _starts(elf, symtab, index: dict[int, tuple[int, int]], arm: bool) -> tuple[dict, int]:
@@ -123,7 +125,7 @@ def read_elf(blob: bytes, name: str) -> ObjectCode:
     """
     if not is_elf(blob):
         raise DataCorruptError(f"{name}: not an ELF file (no \\x7fELF magic)")
-    elf_file, elf_error = _elftools()
+    elf_file, elf_errors = _elftools()
     try:
         elf = elf_file(io.BytesIO(blob))
         arm = elf.get_machine_arch() == "ARM"
@@ -145,8 +147,7 @@ def read_elf(blob: bytes, name: str) -> ObjectCode:
         machine = elf.get_machine_arch()
     except DataCorruptError:
         raise
-    except (elf_error, ValueError, KeyError, OSError, EOFError, AssertionError) as exc:
-        raise DataCorruptError(f"{name}: truncated or malformed ELF file ({exc})") from exc
-    except Exception as exc:  # construct's StreamError and friends on cut files
+    except (*elf_errors, ValueError, KeyError, IndexError, TypeError, OverflowError, OSError,
+            EOFError, AssertionError, struct.error) as exc:
         raise DataCorruptError(f"{name}: truncated or malformed ELF file ({exc})") from exc
     return ObjectCode(name, machine, sections, has_symtab, cold)

@@ -352,3 +352,24 @@ def test_full_default_build_of_this_machine(monkeypatch: pytest.MonkeyPatch,
     assert not set(train.groups) & set(test.groups)
     assert set(test.groups) <= set(binary.HELD_OUT)
     assert int(test.y.sum()) == manifest["splits"]["test"]["functions"] > 3_000
+
+
+@pytest.mark.parametrize("name", ["a.o", "prog", "liba.a"])
+def test_damaged_files_fail_only_with_data_errors(built: Path, name: str) -> None:
+    """Bytes flipped at random (seeded): either a parse or a DataCorruptError, nothing else."""
+    import random
+
+    blob = (built / name).read_bytes()
+    rng = random.Random(0)
+    for _ in range(300):
+        damaged = bytearray(blob)
+        for _ in range(rng.randrange(1, 8)):
+            damaged[rng.randrange(8, len(damaged))] = rng.randrange(256)
+        try:
+            found = (list(ar.members(bytes(damaged), name)) if name.endswith(".a")
+                     else [ar.Member(name, bytes(damaged))])
+            for member in found:
+                if elf.is_elf(member.data):
+                    elf.read_elf(member.data, member.name)
+        except DataCorruptError:
+            pass
