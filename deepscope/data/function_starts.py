@@ -2,7 +2,8 @@
 
 ``load("function-starts", split)`` gives ``x`` int64 N×200 (byte value + 1, 0 = padding),
 ``y`` int64 N×200 (1 = a function starts at this byte) and ``groups`` (the source archive of
-each window). How the windows are made (sources, split by library, dedup, windowing) is in
+each window); ``info`` has ``vocab_size`` = 257 (ids 0..256), ``max_length`` = 200 and the
+build's folder name. How the windows are made (sources, split by library, dedup, windowing) is in
 :mod:`deepscope.data.binary`; what counts as code and as a start is in :mod:`deepscope.data.elf`.
 
 Build and cache
@@ -235,7 +236,8 @@ def _load_split(folder: Path, split: str) -> RawSplit:
     x[np.arange(binary.WINDOW)[None, :] >= a["length"][:, None]] = 0
     groups = a["group_names"][a["group"]] if len(a["group"]) else np.array([], dtype=str)
     return RawSplit(x=x, y=a["labels"].astype(np.int64), groups=groups,
-                    info={"window": binary.WINDOW, "build": folder.name})
+                    info={"window": binary.WINDOW, "max_length": binary.WINDOW,
+                          "vocab_size": 257, "build": folder.name})
 
 
 class FunctionStarts(DatasetSpec):

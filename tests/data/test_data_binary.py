@@ -149,6 +149,7 @@ def test_build_windows_labels_and_split(built: Path) -> None:
     train, test = dd.load("function-starts", "train"), dd.load("function-starts", "test")
     assert train.x.dtype == torch.int64 and train.x.shape[1] == 200
     assert train.y.shape == train.x.shape and train.modality == "sequence"
+    assert train.info["vocab_size"] == 257 and train.info["max_length"] == 200
     assert set(train.groups) == {"liba.a"} and set(test.groups) == {"libc.a"}
     a = elf.read_elf((built / "a.o").read_bytes(), "a.o").sections[0]
     b = elf.read_elf((built / "b.o").read_bytes(), "b.o").sections
