@@ -164,8 +164,10 @@ def build(
         raise DataCorruptError(f"{NAME}: none of the {len(codes)} source files holds code with "
                                "function symbols")
     names = [c.source.name for c in codes]
+    builtin_list = default and held_out is None
     split_of = binary.assign_splits(
-        names, held_out=binary.HELD_OUT if default and held_out is None else held_out, seed=seed)
+        names, held_out=binary.HELD_OUT if builtin_list else held_out, seed=seed,
+        strict=not builtin_list)
     arrays, stats, per_source = binary.assemble(codes, split_of)
     rules = {
         "window": binary.WINDOW, "stride": binary.WINDOW, "default_sources": default,

@@ -228,8 +228,12 @@ def test_seeded_split_of_user_sources() -> None:
     assert first == binary.assign_splits(list(reversed(names)), held_out=None, seed=3)
     assert sum(s == "test" for s in first.values()) == 1  # round(0.2 * 7)
     assert binary.assign_splits(["only.a"], held_out=None, seed=0) == {"only.a": "train"}
-    with pytest.raises(InputError, match="held_out names no source"):
-        binary.assign_splits(names, held_out=["nope.a"], seed=0)
+    with pytest.raises(InputError, match=r"held-out name\(s\) nope.a match no source"):
+        binary.assign_splits(names, held_out=["lib1.a", "nope.a"], seed=0)
+    assert binary.assign_splits(names, held_out=["lib1.a", "nope.a"], seed=0,
+                                strict=False)["lib1.a"] == "test"
+    with pytest.raises(InputError, match="every source is held out"):
+        binary.assign_splits(["a.a"], held_out=["a.a"], seed=0)
 
 
 def test_default_sources_use_the_held_out_list(built: Path, tmp_path: Path,
