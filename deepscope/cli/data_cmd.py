@@ -93,6 +93,8 @@ _BAD = ("corrupt", "changed")
 def _sources_summary(name: str, statuses: list, built: bool) -> str:
     """One line on a built dataset's sources: how many, and which changed."""
     if not built:
+        if any(s.status == "corrupt" for s in statuses):
+            return f"its cache is unreadable: rebuild it with `deepscope data build {name}`"
         return f"not built yet: `deepscope data build {name}` (or the first load) builds it"
     changed = [s.path.name for s in statuses if s.status in ("changed", "missing")]
     new = [s.path.name for s in statuses if s.status == "new"]

@@ -260,7 +260,10 @@ class FunctionStarts(DatasetSpec):
         return ()
 
     def status(self, root: Path) -> list[FileStatus]:
-        current = current_build()
+        try:
+            current = current_build()
+        except DataCorruptError:  # an unreadable cache is reported, not raised, by verify
+            return [FileStatus(NAME, cache_folder() / "current.json", "corrupt", "", None)]
         if current is None:
             return [FileStatus(NAME, cache_folder() / "current.json", "missing", "", None)]
         return source_statuses(current[1])
@@ -269,7 +272,10 @@ class FunctionStarts(DatasetSpec):
         return build(**kwargs)
 
     def build_info(self) -> dict[str, Any] | None:
-        current = current_build()
+        try:
+            current = current_build()
+        except DataCorruptError:
+            return None
         if current is None:
             return None
         return {k: v for k, v in current[1].items() if k != "sources"}

@@ -378,3 +378,18 @@ def test_damaged_files_fail_only_with_data_errors(built: Path, name: str) -> Non
                     elf.read_elf(member.data, member.name)
         except DataCorruptError:
             pass
+
+
+def test_unreadable_cache_is_reported_not_raised(built: Path, runner_env) -> None:
+    _build_small(built)
+    (fs.cache_folder() / "current.json").write_text("{not json")
+    assert [s.status for s in dd.verify("function-starts")] == ["corrupt"]
+    result = runner_env(["data", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    row = next(r for r in json.loads(result.stdout)["datasets"] if r["dataset"] ==
+               "function-starts")
+    assert "cache is unreadable" in row["description"]
+    with pytest.raises(DataCorruptError, match="data build function-starts"):
+        dd.load("function-starts", "train")
+    _build_small(built)  # a rebuild repairs it
+    assert {s.status for s in dd.verify("function-starts")} == {"ok"}
