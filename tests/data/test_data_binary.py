@@ -18,9 +18,10 @@ from deepscope.data import ar, binary, elf
 from deepscope.data import function_starts as fs
 from deepscope.errors import DataCorruptError, DataMissingError, InputError
 
-TOOLS = ("gcc", "ar", "strip", "objdump")
+TOOLS = ("gcc", "ar", "strip", "objdump", "nm")
 pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in TOOLS), reason="needs gcc, ar, strip and objdump"
+    any(shutil.which(t) is None for t in TOOLS),
+    reason="needs gcc and binutils (ar, strip, objdump, nm)",
 )
 
 SOURCES = {
