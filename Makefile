@@ -38,11 +38,11 @@ $(VENV)/.core-installed: pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.core-installed
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev,binary,text]'
 	touch $@
 
 $(VENV)/.baselines-installed: $(VENV)/.dev-installed
-	$(PIP_INSTALL) -e '.[dev,baselines]'
+	$(PIP_INSTALL) -e '.[dev,binary,text,baselines]'
 	touch $@
 
 demo: $(VENV)/.baselines-installed

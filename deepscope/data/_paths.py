@@ -10,14 +10,20 @@ import platformdirs
 from deepscope._typing import PathType
 
 DATA_ENV = "DEEPSCOPE_DATA"
+CACHE_ENV = "DEEPSCOPE_CACHE"
 
 
 def cache_dir() -> Path:
-    """Return deepscope's user cache folder (``platformdirs.user_cache_dir("deepscope")``).
+    """Return deepscope's cache folder for derived, re-creatable files.
 
-    Derived, re-creatable files (such as decoded image arrays) live here, because the data folder
-    may be read-only.
+    ``$DEEPSCOPE_CACHE`` when that variable is set and non-empty, otherwise
+    ``platformdirs.user_cache_dir("deepscope")`` (``~/.cache/deepscope`` on Linux). Derived
+    files (decoded image arrays, the built function-start windows) live here rather than in the
+    data folder, because the data folder may be read-only (it is on CI).
     """
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value:
+        return Path(value).expanduser()
     return Path(platformdirs.user_cache_dir("deepscope"))
 
 
@@ -28,8 +34,8 @@ def data_dir() -> Path:
     -------
     pathlib.Path
         ``$DEEPSCOPE_DATA`` when that variable is set and non-empty, otherwise
-        ``<user cache dir>/data`` (e.g. ``~/.cache/deepscope/data`` on Linux). The folder is not
-        created here; downloads create it when needed.
+        ``<cache dir>/data`` (:func:`cache_dir`, e.g. ``~/.cache/deepscope/data``). The folder
+        is not created here; downloads create it when needed.
     """
     value = os.environ.get(DATA_ENV, "").strip()
     if value:

@@ -1,7 +1,10 @@
 """The dataset registry and the public :func:`load`, :func:`names` and :func:`verify`.
 
 Each dataset is a :class:`DatasetSpec` registered in :data:`DATASETS`; :func:`names` and the
-command line's choices come from that registry.
+command line's choices come from that registry. A spec says its :attr:`~DatasetSpec.modality`
+(``"image"`` or ``"sequence"``); datasets derived from local files by a build step (function
+starts) also implement :meth:`~DatasetSpec.build` and report their sources in
+:meth:`~DatasetSpec.status`.
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ SPLITS = ("train", "test", "all")
 class RawSplit:
     """One split as loaded from disk, before conversion to a :class:`Dataset`.
 
-    ``x`` is uint8 N×C×H×W, ``y`` integer labels, ``extras`` per-sample numpy arrays.
+    ``x`` is uint8 N×C×H×W (images) or int64 N×T (sequences), ``y`` integer labels (N, or N×T
+    per position), ``extras`` per-sample numpy arrays; ``groups``/``texts`` per-sample strings
+    and ``vocab`` the vocabulary of a text dataset (see :class:`Dataset`).
     """
 
     x: np.ndarray
     y: np.ndarray
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    groups: Sequence[str] | np.ndarray | None = None
+    texts: Sequence[str] | None = None
+    vocab: Any = None
 
 
 class DatasetSpec(ABC):
@@ -49,6 +57,10 @@ class DatasetSpec(ABC):
     name: str
     classes: tuple[str, ...]
     description: str = ""
+    #: ``"image"`` (x uint8 N×C×H×W, scaled to float32 [0, 1]) or ``"sequence"`` (x int64 N×T).
+    modality: str = "image"
+    #: True when the dataset is derived by :meth:`build` (``deepscope data build NAME``).
+    buildable: bool = False
 
     @abstractmethod
     def files(self) -> tuple[FileSpec, ...]:
@@ -58,6 +70,18 @@ class DatasetSpec(ABC):
     def read(self, root: Path, splits: Sequence[str], options: FetchOptions) -> list[RawSplit]:
         """Fetch/check the needed files under ``root`` and read ``splits`` (train/test)."""
 
+    def status(self, root: Path) -> list[FileStatus]:
+        """Integrity of every known file (default: each of :meth:`files` against its pin)."""
+        return [file_status(self.name, f, root) for f in self.files()]
+
+    def build_info(self) -> dict[str, Any] | None:
+        """Summary of the current build of a :attr:`buildable` dataset (``None``: not built)."""
+        return None
+
+    def build(self, **kwargs: Any) -> Any:
+        """Derive the dataset's cached arrays (only for :attr:`buildable` datasets)."""
+        raise InputError(f"{self.name} has no build step; it is read from its files directly")
+
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
@@ -65,6 +89,15 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 def names() -> list[str]:
     """Names of the available datasets, e.g. ``["mnist", "fashion-mnist", "cifar10", ...]``."""
     return DATASETS.names()
+
+
+def _joined(raws: Sequence[RawSplit], attr: str) -> Any:
+    parts = [getattr(r, attr) for r in raws]
+    if any(p is None for p in parts):
+        return None
+    if attr == "texts":
+        return [t for p in parts for t in p]
+    return np.concatenate([np.asarray(p) for p in parts])
 
 
 def _to_dataset(spec: DatasetSpec, split: str, raws: Sequence[RawSplit]) -> Dataset:
@@ -79,16 +112,22 @@ def _to_dataset(spec: DatasetSpec, split: str, raws: Sequence[RawSplit]) -> Data
     info: dict[str, Any] = {}
     for raw in raws:
         info.update(raw.info)
-    # One float copy, scaled in place: x is float32 in [0, 1].
-    images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).div_(255.0)
+    if spec.modality == "image":
+        # One float copy, scaled in place: x is float32 in [0, 1].
+        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).div_(255.0)
+    else:
+        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
     return Dataset(
-        x=images,
-        y=torch.from_numpy(np.asarray(y, dtype=np.int64)),
+        x=inputs,
+        y=torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
         classes=spec.classes,
         name=spec.name,
         split=split,
         extras={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in extras.items()},
         info=info,
+        groups=_joined(raws, "groups"),
+        texts=_joined(raws, "texts"),
+        vocab=raws[0].vocab,
     )
 
 
@@ -144,8 +183,21 @@ def verify(name: str | None = None, *, root: PathType | None = None) -> list[Fil
 
     Nothing is downloaded. Each :class:`FileStatus` says ``"ok"``, ``"missing"`` or
     ``"corrupt"``; some files are optional or alternatives (see each dataset's docs), so
-    ``"missing"`` is not always a problem.
+    ``"missing"`` is not always a problem. A built dataset (function starts) reports each source
+    file of its build as ``"ok"``, ``"changed"`` (sha256 differs from the build's manifest),
+    ``"missing"`` or ``"new"`` (a default source that appeared after the build), or, before
+    the first build, its cache pointer as ``"missing"``.
     """
     chosen = [DATASETS.get(name)] if name is not None else [DATASETS.get(n) for n in names()]
     base = resolve_root(root)
-    return [file_status(spec.name, f, base) for spec in chosen for f in spec.files()]
+    return [status for spec in chosen for status in spec.status(base)]
+
+
+def build(name: str, **kwargs: Any) -> Any:
+    """Build (or rebuild) the cached arrays of a derived dataset, e.g. ``"function-starts"``.
+
+    Keyword arguments go to the dataset's :meth:`DatasetSpec.build` (for function starts:
+    ``sources``, ``held_out``, ``seed``, ``progress``). Datasets read straight from their files
+    raise :class:`InputError`.
+    """
+    return DATASETS.get(name).build(**kwargs)

@@ -1,4 +1,4 @@
-"""The :class:`Dataset` container and :func:`from_arrays`."""
+"""The :class:`Dataset` container (images and sequences) and :func:`from_arrays`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,32 @@ import torch
 from deepscope.errors import InputError
 
 
+def _check_sequences(x: torch.Tensor) -> torch.Tensor:
+    if x.ndim != 2:
+        raise InputError(
+            f"int64 x holds token or byte sequences and must be 2-D (N, T), got shape "
+            f"{tuple(x.shape)}"
+        )
+    if x.numel() and int(x.min()) < 0:
+        raise InputError(
+            f"sequence ids must be >= 0 (0 = padding), found {int(x.min())}; bytes are stored as "
+            "value + 1"
+        )
+    return x
+
+
 def _check_x(x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise InputError(
             f"x must be a torch.Tensor, got {type(x).__name__}; use deepscope.data.from_arrays "
             "to build a Dataset from numpy arrays"
         )
+    if x.dtype == torch.int64:
+        return _check_sequences(x)
     if x.ndim != 4:
         raise InputError(
-            f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}; from_arrays converts "
-            "N×H×W and channels-last images"
+            f"x must be 4-D (N, C, H, W) float32 images or 2-D (N, T) int64 sequences, got shape "
+            f"{tuple(x.shape)}; from_arrays converts N×H×W and channels-last images"
         )
     if x.dtype != torch.float32:
         raise InputError(f"x must be float32 with values in [0, 1], got dtype {x.dtype}")
@@ -37,12 +53,20 @@ def _check_x(x: object) -> torch.Tensor:
     return x
 
 
-def _check_y(y: object, n: int, k: int, device: torch.device) -> torch.Tensor:
+def _check_y(y: object, x: torch.Tensor, k: int) -> torch.Tensor:
+    n, device = x.shape[0], x.device
     if not isinstance(y, torch.Tensor):
         raise InputError(f"y must be a torch.Tensor of int64 labels, got {type(y).__name__}")
-    if y.ndim != 1 or y.dtype != torch.int64:
+    per_position = x.dtype == torch.int64 and y.ndim == 2
+    if y.dtype != torch.int64 or not (y.ndim == 1 or per_position):
         raise InputError(
-            f"y must be a 1-D int64 tensor, got shape {tuple(y.shape)} and dtype {y.dtype}"
+            f"y must be a 1-D int64 tensor (or N×T per-position labels of a sequence dataset), "
+            f"got shape {tuple(y.shape)} and dtype {y.dtype}"
+        )
+    if per_position and y.shape != x.shape:
+        raise InputError(
+            f"per-position labels y must have the shape of x {tuple(x.shape)}, got "
+            f"{tuple(y.shape)}"
         )
     if len(y) != n:
         raise InputError(f"x has {n} samples but y has {len(y)} labels; they must match")
@@ -60,14 +84,22 @@ def _check_y(y: object, n: int, k: int, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """An image-classification dataset held in memory as tensors.
+    """A dataset held in memory as tensors: images, or token / byte sequences.
+
+    Two modalities share this container (:attr:`modality`):
+
+    - ``"image"``: ``x`` float32 N×C×H×W in [0, 1], ``y`` int64 N.
+    - ``"sequence"``: ``x`` int64 N×T of ids >= 0, with 0 = padding / nullified (text: token ids,
+      1 = unknown word; bytes: value + 1). ``y`` is int64 N (one label per sequence, e.g.
+      sentiment) or int64 N×T (one label per position, e.g. 1 = a function starts at this
+      byte; padding positions carry label 0 and are left out of :meth:`class_counts`).
 
     Parameters
     ----------
     x : torch.Tensor
-        float32 images, shape N×C×H×W, values in [0, 1], finite.
+        float32 images N×C×H×W (values in [0, 1], finite) or int64 sequences N×T.
     y : torch.Tensor
-        int64 labels, shape N, values in ``[0, len(classes))``, on the device of ``x``.
+        int64 labels in ``[0, len(classes))``, shape N (or N×T for sequences), on ``x``'s device.
     classes : tuple of str
         Class names; the index is the label id.
     name : str
@@ -77,7 +109,14 @@ class Dataset:
     extras : mapping of str to torch.Tensor
         Per-sample arrays whose first dimension is N; :meth:`subset` slices them alongside.
     info : mapping
-        Dataset-level metadata (e.g. ``box_names``).
+        Dataset-level metadata (e.g. ``box_names``, ``max_length``).
+    groups : sequence of str, optional
+        Per-sample group name (e.g. the source archive of a byte window); kept as a numpy str
+        array, sliced alongside.
+    texts : sequence of str, optional
+        Per-sample raw text (text datasets), kept as a list, sliced alongside.
+    vocab : object, optional
+        The vocabulary that produced the token ids (:class:`deepscope.data.text.Vocabulary`).
 
     Raises
     ------
@@ -92,6 +131,9 @@ class Dataset:
     split: str = "custom"
     extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    groups: Any = None
+    texts: Any = None
+    vocab: Any = None
 
     def __post_init__(self) -> None:
         x = _check_x(self.x)
@@ -102,7 +144,8 @@ class Dataset:
             raise InputError(f"classes must be a non-empty sequence of str, got {classes!r}")
         if len(set(classes)) != len(classes):
             raise InputError(f"class names must be unique, got {classes!r}")
-        _check_y(self.y, x.shape[0], len(classes), x.device)
+        _check_y(self.y, x, len(classes))
+        self._set_sequence_fields(x)
         for label, value in (("name", self.name), ("split", self.split)):
             if not isinstance(value, str):
                 raise InputError(f"{label} must be a str, got {value!r}")
@@ -120,6 +163,22 @@ class Dataset:
         object.__setattr__(self, "extras", dict(self.extras))
         object.__setattr__(self, "info", dict(self.info))
 
+    def _set_sequence_fields(self, x: torch.Tensor) -> None:
+        n = int(x.shape[0])
+        for label in ("groups", "texts"):
+            value = getattr(self, label)
+            if value is None:
+                continue
+            if isinstance(value, str) or not isinstance(value, (Sequence, np.ndarray)):
+                raise InputError(f"{label} must be a sequence of str, one per sample")
+            if len(value) != n:
+                raise InputError(f"{label} has {len(value)} entries, expected N = {n}")
+            if label == "groups":
+                value = np.asarray(value, dtype=str) if n else np.array([], dtype=str)
+            else:
+                value = [str(v) for v in value]
+            object.__setattr__(self, label, value)
+
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
@@ -130,15 +189,24 @@ class Dataset:
         )
 
     @property
+    def modality(self) -> str:
+        """``"image"`` (float32 N×C×H×W) or ``"sequence"`` (int64 N×T)."""
+        return "sequence" if self.x.dtype == torch.int64 else "image"
+
+    @property
+    def per_position(self) -> bool:
+        """True when ``y`` holds one label per position (N×T), as for byte taggers."""
+        return self.y.ndim == 2
+
+    @property
     def num_classes(self) -> int:
         """Number of classes K."""
         return len(self.classes)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """Shape of one image, ``(C, H, W)``."""
-        c, h, w = self.x.shape[1:]
-        return (int(c), int(h), int(w))
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(C, H, W)`` for images, ``(T,)`` for sequences."""
+        return tuple(int(v) for v in self.x.shape[1:])
 
     def _index(self, index: object) -> slice | torch.Tensor:
         n = len(self)
@@ -171,7 +239,7 @@ class Dataset:
         return t
 
     def subset(self, index: object, split: str | None = None) -> Dataset:
-        """Return the samples selected by ``index`` (a copy, extras sliced alongside).
+        """Return the samples selected by ``index`` (a copy; extras, groups, texts alongside).
 
         Parameters
         ----------
@@ -187,6 +255,10 @@ class Dataset:
                 return t[idx].clone()
             return t[idx.to(t.device)]
 
+        rows = idx if isinstance(idx, slice) else idx.cpu().numpy()
+        texts = None
+        if self.texts is not None:
+            texts = self.texts[rows] if isinstance(rows, slice) else [self.texts[i] for i in rows]
         return Dataset(
             x=take(self.x),
             y=take(self.y),
@@ -195,6 +267,9 @@ class Dataset:
             split=self.split if split is None else split,
             extras={k: take(v) for k, v in self.extras.items()},
             info=self.info,
+            groups=None if self.groups is None else self.groups[rows],
+            texts=texts,
+            vocab=self.vocab,
         )
 
     def to(self, device: torch.device | str) -> Dataset:
@@ -207,17 +282,28 @@ class Dataset:
             split=self.split,
             extras={k: v.to(device) for k, v in self.extras.items()},
             info=self.info,
+            groups=self.groups,
+            texts=self.texts,
+            vocab=self.vocab,
         )
 
     def class_counts(self) -> np.ndarray:
-        """Number of samples per class, int64 array of length K."""
-        return np.bincount(self.y.cpu().numpy(), minlength=self.num_classes).astype(np.int64)
+        """Number of samples per class, int64 array of length K.
+
+        With per-position labels (N×T) this counts positions instead, padding (``x == 0``) left
+        out: for function starts, ``[non-start bytes, start bytes]``.
+        """
+        y = self.y
+        if self.per_position:
+            y = y[self.x != 0]
+        return np.bincount(y.cpu().numpy().ravel(), minlength=self.num_classes).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (not the arrays)."""
-        return {
+        out = {
             "name": self.name,
             "split": self.split,
+            "modality": self.modality,
             "n": len(self),
             "shape": list(self.input_shape),
             "classes": list(self.classes),
@@ -225,6 +311,14 @@ class Dataset:
             "extras": sorted(self.extras),
             "info": {k: _plain(v) for k, v in self.info.items()},
         }
+        if self.per_position:
+            out["counts_per"] = "position"
+        if self.groups is not None:
+            names, counts = np.unique(self.groups, return_counts=True)
+            out["groups"] = {str(g): int(c) for g, c in zip(names, counts, strict=True)}
+        if self.vocab is not None:
+            out["vocab_size"] = len(self.vocab)
+        return out
 
 
 def _plain(value: Any) -> Any:

@@ -4,7 +4,9 @@ Every class is divided on its own, so each part receives its share of every clas
 rounding: for a class of ``n`` samples and a fraction ``f`` a part gets ``floor(f·n)`` or
 ``ceil(f·n)`` samples (never more than one away from ``f·n``). Which parts round up is chosen
 so that the parts' total sizes also stay close to their fractions. Indices inside a part keep
-the dataset's order.
+the dataset's order. With per-position labels (N×T, e.g. function starts) a sample's stratum is
+its highest label (1 = the window holds a function start). :func:`group_split` keeps whole
+groups (e.g. source libraries) together instead.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def stratified_split(
     if len(names) != len(values) or len(set(names)) != len(names):
         raise InputError(f"names must be {len(values)} distinct strings, got {names}")
     labels = ds.y.cpu().numpy()
+    if ds.per_position:
+        labels = labels.max(axis=1, initial=0)
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(labels == c) for c in range(ds.num_classes)]
     counts = _allocate(np.array([len(m) for m in members]), values)
@@ -134,6 +138,40 @@ def train_val_split(
         ds, [1.0 - val_fraction, val_fraction], seed=seed, names=("train", "validation")
     )
     return train, val
+
+
+def group_split(
+    ds: Dataset, val_fraction: float = 0.1, *, seed: int = 0
+) -> tuple[Dataset, Dataset]:
+    """Split off a validation set made of whole groups (``ds.groups``, e.g. source libraries).
+
+    The distinct group names, sorted, are permuted with ``numpy.random.default_rng(seed)``;
+    groups are moved to validation in that order until it holds at least ``val_fraction`` of
+    the samples (at least one group, never all of them). No group is in both parts, so a
+    validation score is not inflated by near-copies from the same library.
+
+    Returns
+    -------
+    (Dataset, Dataset)
+        ``(train, validation)`` with splits named ``"train"`` and ``"validation"``.
+    """
+    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if ds.groups is None:
+        raise InputError(f"{ds.name} has no groups; use train_val_split instead")
+    names, counts = np.unique(ds.groups, return_counts=True)
+    if len(names) < 2:
+        raise InputError(f"group_split needs at least 2 groups, {ds.name} has {len(names)}")
+    order = np.random.default_rng(_check_seed(seed)).permutation(len(names))
+    chosen, total = [], 0
+    for i in order[:-1]:
+        chosen.append(names[i])
+        total += int(counts[i])
+        if total >= val_fraction * len(ds):
+            break
+    val = np.isin(ds.groups, chosen)
+    return (ds.subset(torch.from_numpy(~val), split="train"),
+            ds.subset(torch.from_numpy(val), split="validation"))
 
 
 def stratified_subset(ds: Dataset, n: int | None, *, seed: int = 0) -> Dataset:

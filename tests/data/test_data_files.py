@@ -94,7 +94,9 @@ def test_data_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_names_and_bad_arguments(tmp_path: Path) -> None:
-    assert dd.names() == ["mnist", "fashion-mnist", "cifar10", "att-faces"]
+    assert dd.names() == [
+        "mnist", "fashion-mnist", "cifar10", "att-faces", "function-starts", "sst2", "uci-sentiment"
+    ]
     assert dd.DATASETS.names() == dd.names()
     with pytest.raises(RegistryError, match=r"unknown dataset 'mnits'.*mnist"):
         dd.load("mnits", root=tmp_path)
