@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ COMMANDS = {
     "repair": ("repair", "{in}/mode.pt", "-d", "mnist", "-l", "3", "-k", "underfit",
                "--limit", "600", "--budget", "50", "--batch", "25", "-o", "{out}/r.pt"),
     "data list": ("data", "list"),
+    "data build": ("data", "build", "function-starts", "--sources", "{lib}libz.a",
+                   "{lib}libbz2.a", "--held-out", "libbz2.a"),
     "data verify": ("data", "verify", "mnist"),
 }
 
@@ -71,9 +74,21 @@ def test_the_table_has_every_command_with_json():
                              if any("--json" in p.opts for p in cmd.params)}
 
 
+def _static_lib_dir() -> str:
+    """The folder of the machine's static libraries (where gcc finds libc.a), with a slash."""
+    try:
+        libc = subprocess.run(["gcc", "-print-file-name=libc.a"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("gcc is needed to find the static libraries")
+    return str(Path(libc).parent) + "/"
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_json_is_the_only_thing_on_stdout(name, inputs, tmp_path):
-    args = [a.replace("{in}", str(inputs)).replace("{out}", str(tmp_path))
+def test_json_is_the_only_thing_on_stdout(name, inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_CACHE", str(tmp_path / "cache"))  # data build writes there
+    lib = _static_lib_dir() if name == "data build" else ""
+    args = [a.replace("{in}", str(inputs)).replace("{out}", str(tmp_path)).replace("{lib}", lib)
             for a in COMMANDS[name]]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
