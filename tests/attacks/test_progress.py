@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ CW = {
 class _Recorder:
     """Stands in for tqdm: records the bar's position after every update."""
 
-    positions: list[float] = []
+    positions: ClassVar[list[float]] = []
 
     def __init__(self, total, **kwargs):
         self.total, self.n, self.disable = total, 0.0, kwargs.get("disable", False)
