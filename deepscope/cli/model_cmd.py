@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -10,8 +12,9 @@ from rich.table import Table
 
 from deepscope import __version__, models
 from deepscope import data as ds_data
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import console, err_console, print_json, user_errors
 from deepscope.errors import InputError
+from deepscope.models.train_checks import TrainEvalGapWarning
 
 
 def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Dataset:
@@ -41,19 +44,38 @@ def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress:
     return ckpt, ds
 
 
+def train_settings(arch: str, **given: object) -> models.zoo.TrainingDefaults:
+    """The architecture's recommended training settings with the options the user gave.
+
+    ``given`` maps option names (``epochs``, ``batch_size``, ``lr``, ``val_fraction``,
+    ``patience``, ``augment``) to values; ``None`` means "not given". An unknown ``arch`` raises
+    before any data is loaded.
+    """
+    values = {k: v for k, v in given.items() if v is not None}
+    if values.get("augment") == "none":
+        values["augment"] = None
+    elif "augment" in values and values["augment"] not in ("digits", "faces"):
+        raise InputError(f"--augment must be none, digits or faces; got {values['augment']!r}")
+    return dataclasses.replace(models.zoo.training_defaults(arch), **values)
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
     arch: str = typer.Option(..., "--arch", "-a", help="Zoo architecture name."),
-    epochs: int = typer.Option(5, min=1, help="Maximum number of epochs."),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum number of epochs "
+                                      "(default: the architecture's recommended settings, "
+                                      "as every option marked *)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
     seed: int = typer.Option(0, help="Random seed (initialisation, data order, split)."),
-    batch_size: int = typer.Option(128, min=1),
-    lr: float = typer.Option(1e-3, min=0.0),
-    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5,
-                                       help="Share of the training split held out for early "
-                                            "stopping."),
-    patience: int = typer.Option(3, min=1, help="Early-stopping patience in epochs."),
+    batch_size: int | None = typer.Option(None, min=1, help="Batch size (*)."),
+    lr: float | None = typer.Option(None, min=0.0, help="Learning rate (*)."),
+    val_fraction: float | None = typer.Option(None, min=0.0, max=0.5,
+                                              help="Share of the training split held out for "
+                                                   "early stopping; 0 = none (*)."),
+    patience: int | None = typer.Option(None, min=1, help="Early-stopping patience in epochs "
+                                        "(*; none for fixed-epoch recipes)."),
+    augment: str | None = typer.Option(None, help="Augmentation: none, digits or faces (*)."),
     limit: int | None = typer.Option(None, help="Train on a stratified slice of N samples."),
     overwrite: bool = typer.Option(False, help="Replace an existing checkpoint file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -61,7 +83,9 @@ def train(
 ) -> None:
     """Train a zoo architecture on a dataset and save an atomic, safe-to-load checkpoint."""
     refuse_existing(out, overwrite=overwrite)
-    models.zoo.spec(arch)  # unknown names fail before any data is loaded
+    recipe = train_settings(arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                            val_fraction=val_fraction, patience=patience, augment=augment)
+    epochs, val_fraction = recipe.epochs, recipe.val_fraction
     train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
     test_ds = ds_data.load(dataset, "test", progress=not quiet)
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
@@ -71,9 +95,16 @@ def train(
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
     history: list = []
     start = time.perf_counter()
-    models.fit(model, train_ds, epochs=epochs, seed=seed, val=val_ds, batch_size=batch_size,
-               lr=lr, patience=patience, history=history, progress=not quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrainEvalGapWarning)
+        models.fit(model, train_ds, **recipe.fit_kwargs(), seed=seed, val=val_ds,
+                   history=history, progress=not quiet)
     seconds = time.perf_counter() - start
+    for w in caught:
+        if issubclass(w.category, TrainEvalGapWarning):
+            err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     evaluation = models.evaluate(model, test_ds)
     metadata = {
         "dataset": dataset,
@@ -81,6 +112,7 @@ def train(
         "epochs_run": len(history),
         "seed": seed,
         "seconds": round(seconds, 2),
+        "settings": recipe.to_dict(),
         "test_accuracy": evaluation.accuracy,
         "deepscope_version": __version__,
     }

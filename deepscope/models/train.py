@@ -15,7 +15,9 @@ Training recipe of :func:`fit` (deliberately fixed, so results are comparable):
 * randomness: data order, augmentation and dropout all derive from ``seed``; the caller's global
   RNG state is saved and restored, so ``fit`` has no side effect on it;
 * frozen BatchNorm layers (all affine parameters with ``requires_grad=False``) stay in eval mode,
-  so a frozen feature extractor keeps its running statistics.
+  so a frozen feature extractor keeps its running statistics;
+* afterwards, eval-mode accuracy on (1,024 of) the training inputs is compared with the kept
+  epoch's train-mode accuracy: a gap above 20 points warns (``TrainEvalGapWarning``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from deepscope.models.execution import (
     predict_proba,
 )
 from deepscope.models.inputs import as_xy, classes_of
+from deepscope.models.train_checks import check_train_eval_gap
 
 __all__ = ["EpochStats", "Evaluation", "evaluate", "fit", "predict_logits", "predict_proba"]
 
@@ -350,6 +353,7 @@ def fit(
 
     best: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    kept_accuracy = 0.0  # train-mode accuracy of the epoch whose weights are kept
     stale = 0
     try:
         with torch.random.fork_rng(devices=rng_devices):
@@ -384,6 +388,7 @@ def fit(
                     seconds=time.perf_counter() - start,
                     improved=improved,
                 )
+                kept_accuracy = stats.train_accuracy if improved else kept_accuracy
                 if history is not None:
                     history.append(stats)
                 if progress:
@@ -394,6 +399,7 @@ def fit(
             model.load_state_dict(best_state)
     finally:
         model.eval()
+    check_train_eval_gap(model, x, y, kept_accuracy, seed=seed)
     return model
 
 
