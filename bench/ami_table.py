@@ -53,7 +53,7 @@ from deepscope.data import load
 from deepscope.detect import AmIDetector, AttributeSet, JointDetector, attribute_probe
 from deepscope.detect.ami.detector import default_layers
 from deepscope.detect.ami.witnesses import extract_witness_variants
-from deepscope.models import evaluate, inference, predict_logits
+from deepscope.models import evaluate, inference, load_checkpoint, predict_logits
 
 COLUMNS = [  # (column title, cell key)
     ("Patch first", "patch-first"), ("Patch next", "patch-next"),
@@ -276,6 +276,10 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         "cost": cost, "probe": probe.to_dict(),
         "seconds": time.perf_counter() - t_start, "quick": args.quick,
         "command": "python -m bench.ami_table " + " ".join(args.argv),
+        "checkpoint_arch": (None if args.checkpoint is None
+                            else load_checkpoint(args.checkpoint).arch),
+        "reduced": bool(args.cells is not None or args.rows is not None
+                        or args.checkpoint is not None),
     }
 
 

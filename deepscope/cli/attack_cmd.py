@@ -84,7 +84,7 @@ def attack(
     atk = attacks.get(name, ckpt.model, **params)
     if n is None:
         n = default_n(atk, tuple(ds.x.shape[1:]))
-        err_console.print(f"--n not given: attacking {n} input(s) ({name} takes up to "
+        err_console.print(f"--n not given: attacking up to {n} input(s) ({name} takes up to "
                           f"{atk.estimated_cost()} gradient steps per "
                           f"{'×'.join(map(str, ds.x.shape[1:]))} input); pass --n to choose",
                           highlight=False, soft_wrap=True)

@@ -31,4 +31,4 @@ def test_attack_without_n_says_how_many(runner, trained_checkpoint, tmp_path):
                                  "--attack", "fgsm", "--out", str(out), "--json", "--quiet"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n"] == MAX_DEFAULT_N
-    assert "--n not given: attacking 100 input(s)" in result.stderr
+    assert "--n not given: attacking up to 100 input(s)" in result.stderr
