@@ -16,8 +16,9 @@ Training recipe of :func:`fit` (deliberately fixed, so results are comparable):
   RNG state is saved and restored, so ``fit`` has no side effect on it;
 * frozen BatchNorm layers (all affine parameters with ``requires_grad=False``) stay in eval mode,
   so a frozen feature extractor keeps its running statistics;
-* afterwards, eval-mode accuracy on (1,024 of) the training inputs is compared with the kept
-  epoch's train-mode accuracy: a gap above 20 points warns (``TrainEvalGapWarning``).
+* after the last epoch (before restoring the best one), eval-mode accuracy on (1,024 of) the
+  training inputs is compared with that epoch's train-mode accuracy: far below it warns
+  (``TrainEvalGapWarning``, see :mod:`deepscope.models.train_checks`).
 """
 
 from __future__ import annotations
@@ -353,7 +354,7 @@ def fit(
 
     best: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
-    kept_accuracy = 0.0  # train-mode accuracy of the epoch whose weights are kept
+    last_accuracy = 0.0  # train-mode accuracy of the last epoch
     stale = 0
     try:
         with torch.random.fork_rng(devices=rng_devices):
@@ -388,18 +389,19 @@ def fit(
                     seconds=time.perf_counter() - start,
                     improved=improved,
                 )
-                kept_accuracy = stats.train_accuracy if improved else kept_accuracy
+                last_accuracy = stats.train_accuracy
                 if history is not None:
                     history.append(stats)
                 if progress:
                     tqdm.write(_epoch_line(stats))
                 if patience is not None and stale >= patience:
                     break
+        # the weights that just reached last_accuracy in train mode, before any restore
+        check_train_eval_gap(model, x, y, last_accuracy, seed=seed)
         if best_state is not None:
             model.load_state_dict(best_state)
     finally:
         model.eval()
-    check_train_eval_gap(model, x, y, kept_accuracy, seed=seed)
     return model
 
 

@@ -24,10 +24,12 @@ from torch import nn
 
 from deepscope.models.execution import batched
 
-__all__ = ["GAP_THRESHOLD", "TrainEvalGapWarning", "check_train_eval_gap"]
+__all__ = ["GAP_RATIO", "GAP_THRESHOLD", "TrainEvalGapWarning", "check_train_eval_gap"]
 
-#: Warn when eval-mode accuracy is this much (absolute) below train-mode accuracy.
-GAP_THRESHOLD = 0.2
+#: Warn when eval-mode accuracy is this much (absolute) below train-mode accuracy ...
+GAP_THRESHOLD = 0.15
+#: ... and below this share of it (so a small model early in training is not flagged).
+GAP_RATIO = 0.75
 
 
 class TrainEvalGapWarning(UserWarning):
@@ -52,7 +54,8 @@ def check_train_eval_gap(
     max_samples : int
         A seeded subset of this many inputs is evaluated (all when fewer).
     threshold : float
-        Warn when ``train_accuracy - eval_accuracy > threshold``.
+        Warn when ``train_accuracy - eval_accuracy > threshold`` and the eval accuracy is
+        below ``GAP_RATIO`` (75 %) of the train accuracy.
 
     Returns
     -------
@@ -63,10 +66,11 @@ def check_train_eval_gap(
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_samples]
     pred = batched(model, x[idx.to(x.device)], batch_size=batch_size).argmax(1)
     acc = float((pred.cpu() == y[idx.to(y.device)].cpu()).float().mean())
-    if train_accuracy - acc > threshold:
+    if train_accuracy - acc > threshold and acc < GAP_RATIO * train_accuracy:
         warnings.warn(TrainEvalGapWarning(
             f"eval-mode accuracy on the training data is {acc:.1%} but train-mode accuracy was "
-            f"{train_accuracy:.1%}: BatchNorm statistics / dropout do not match training "
-            "(train longer or with smaller batches, e.g. the architecture's recommended "
-            "settings in models.zoo.training_defaults)"), stacklevel=stacklevel)
+            f"{train_accuracy:.1%} in its last epoch: BatchNorm statistics / dropout do not "
+            "match training; train longer or in smaller batches (a zoo architecture's "
+            "recommended settings: deepscope train without --epochs/--batch-size/--lr/"
+            "--val-fraction, or models.zoo.training_defaults)"), stacklevel=stacklevel)
     return acc
