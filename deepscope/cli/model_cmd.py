@@ -59,6 +59,14 @@ def train_settings(arch: str, **given: object) -> models.zoo.TrainingDefaults:
     return dataclasses.replace(models.zoo.training_defaults(arch), **values)
 
 
+def describe_settings(s: models.zoo.TrainingDefaults) -> str:
+    """One line: the training settings in use."""
+    val = f"{s.val_fraction:.0%} validation split" if s.val_fraction > 0 else "no validation split"
+    stop = f"patience {s.patience}" if s.val_fraction > 0 and s.patience else "fixed epochs"
+    return (f"{s.epochs} epochs, lr {s.lr:g}, batch {s.batch_size}, {val}, {stop}, "
+            f"augmentation {s.augment or 'none'}")
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
@@ -86,6 +94,9 @@ def train(
     recipe = train_settings(arch, epochs=epochs, batch_size=batch_size, lr=lr,
                             val_fraction=val_fraction, patience=patience, augment=augment)
     epochs, val_fraction = recipe.epochs, recipe.val_fraction
+    if not quiet:
+        err_console.print(f"{arch}: {describe_settings(recipe)}", highlight=False,
+                          soft_wrap=True)
     train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
     test_ds = ds_data.load(dataset, "test", progress=not quiet)
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")

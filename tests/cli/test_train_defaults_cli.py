@@ -51,3 +51,12 @@ def test_cli_warns_in_one_line_on_a_train_eval_gap(runner, trained_checkpoint, t
     json.loads(result.stdout)  # still exactly one JSON document on stdout
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: eval-mode accuracy"), lines
+
+
+def test_settings_are_described_in_one_line():
+    from deepscope.cli.model_cmd import describe_settings
+
+    line = describe_settings(train_settings("face-cnn-26k"))
+    assert line == ("60 epochs, lr 0.005, batch 32, no validation split, fixed epochs, "
+                    "augmentation faces")
+    assert "10% validation split, patience 3" in describe_settings(train_settings("cnn-8k"))
