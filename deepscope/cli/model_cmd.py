@@ -94,9 +94,6 @@ def train(
     recipe = train_settings(arch, epochs=epochs, batch_size=batch_size, lr=lr,
                             val_fraction=val_fraction, patience=patience, augment=augment)
     epochs, val_fraction = recipe.epochs, recipe.val_fraction
-    if not quiet:
-        err_console.print(f"{arch}: {describe_settings(recipe)}", highlight=False,
-                          soft_wrap=True)
     train_ds = _limited(ds_data.load(dataset, "train", progress=not quiet), limit, seed)
     test_ds = ds_data.load(dataset, "test", progress=not quiet)
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
@@ -105,6 +102,9 @@ def train(
         train_ds, val_ds = ds_data.train_val_split(train_ds, val_fraction, seed=seed)
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
     history: list = []
+    if not quiet:  # after every input check: an error stays the only line
+        err_console.print(f"{arch}: {describe_settings(recipe)}", highlight=False,
+                          soft_wrap=True)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TrainEvalGapWarning)
