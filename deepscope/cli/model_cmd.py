@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import typer
+from torch import nn
 from rich.table import Table
 
 from deepscope import __version__, models
@@ -67,6 +68,25 @@ def describe_settings(s: models.zoo.TrainingDefaults) -> str:
             f"augmentation {s.augment or 'none'}")
 
 
+def fit_with_recipe(model: nn.Module, train_ds: ds_data.Dataset, val_ds: ds_data.Dataset | None,
+                    recipe: models.zoo.TrainingDefaults, *, seed: int, history: list,
+                    quiet: bool) -> None:
+    """``models.fit`` with ``recipe``; its settings (unless ``quiet``) and a
+    :class:`TrainEvalGapWarning` become one line each on stderr."""
+    if not quiet:  # printed after every input check, so an error stays the only line
+        err_console.print(f"{models.zoo.arch_of(model)}: {describe_settings(recipe)}",
+                          highlight=False, soft_wrap=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrainEvalGapWarning)
+        models.fit(model, train_ds, **recipe.fit_kwargs(), seed=seed, val=val_ds,
+                   history=history, progress=not quiet)
+    for w in caught:
+        if issubclass(w.category, TrainEvalGapWarning):
+            err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
@@ -102,20 +122,9 @@ def train(
         train_ds, val_ds = ds_data.train_val_split(train_ds, val_fraction, seed=seed)
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
     history: list = []
-    if not quiet:  # after every input check: an error stays the only line
-        err_console.print(f"{arch}: {describe_settings(recipe)}", highlight=False,
-                          soft_wrap=True)
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TrainEvalGapWarning)
-        models.fit(model, train_ds, **recipe.fit_kwargs(), seed=seed, val=val_ds,
-                   history=history, progress=not quiet)
+    fit_with_recipe(model, train_ds, val_ds, recipe, seed=seed, history=history, quiet=quiet)
     seconds = time.perf_counter() - start
-    for w in caught:
-        if issubclass(w.category, TrainEvalGapWarning):
-            err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     evaluation = models.evaluate(model, test_ds)
     metadata = {
         "dataset": dataset,
