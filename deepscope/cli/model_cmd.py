@@ -8,8 +8,8 @@ import warnings
 from pathlib import Path
 
 import typer
-from torch import nn
 from rich.table import Table
+from torch import nn
 
 from deepscope import __version__, models
 from deepscope import data as ds_data
