@@ -53,7 +53,7 @@ from deepscope.data import load
 from deepscope.detect import AmIDetector, AttributeSet, JointDetector, attribute_probe
 from deepscope.detect.ami.detector import default_layers
 from deepscope.detect.ami.witnesses import extract_witness_variants
-from deepscope.models import evaluate, inference, load_checkpoint, predict_logits
+from deepscope.models import evaluate, inference, load_checkpoint, predict_logits, zoo
 
 COLUMNS = [  # (column title, cell key)
     ("Patch first", "patch-first"), ("Patch next", "patch-next"),
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
 
     t = time.perf_counter()
     steer = default_layers(model, test.x)  # AmI's default layers (= TABLE_LAYERS[-4:] on vgg)
-    table_layers = TABLE_LAYERS if args.checkpoint is None else steer
+    table_layers = TABLE_LAYERS if zoo.arch_of(model) == ARCH else steer
     ws_list = extract_witness_variants(model, train.x, attrs_tr, table_layers, VARIANTS,
                                        n_pairs=n_pairs_used, groups=train.extras["subject"],
                                        top_k=ami_defaults.top_k, progress=False)
