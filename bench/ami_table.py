@@ -303,17 +303,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="re-write ami.md from an existing ami.json (no model, no data)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    stem = args.out / args.name
+    js, md = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
     if args.report_only:
-        payload = json.loads(stem.with_suffix(".json").read_text())
-        write_text(stem.with_suffix(".md"), render(payload))
+        write_text(md, render(json.loads(js.read_text())))
         return
     require_data()
     set_threads()
     payload = run(args)
-    write_text(stem.with_suffix(".json"), json.dumps(payload, indent=1))
-    write_text(stem.with_suffix(".md"), render(payload))
-    print(f"wrote {stem.with_suffix('.md')} in {payload['seconds']:.0f}s")
+    write_text(js, json.dumps(payload, indent=1))
+    write_text(md, render(payload))
+    print(f"wrote {md} in {payload['seconds']:.0f}s")
 
 
 def figures(model, ami, fs, test, adv, folder: Path) -> None:
