@@ -18,7 +18,7 @@ from rich.table import Table
 
 from deepscope import attacks, detect
 from deepscope.audit.detector_fit import benign_indices, fit_detector
-from deepscope.cli._common import console, print_json, user_errors
+from deepscope.cli._common import console, err_console, print_json, user_errors
 from deepscope.cli.attack_cmd import parse_params
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
@@ -75,6 +75,11 @@ def fit(
                              progress=progress, limit=limit, params=params, x_calib=x_calib)
     out.parent.mkdir(parents=True, exist_ok=True)
     det.save(out, overwrite=overwrite)
+    if calib_split is None and split == "train":
+        err_console.print(
+            f"note: calibrated on held-out {dataset}/train inputs; if the model was trained on "
+            "them, its false-positive rate on new inputs can exceed --target-fpr (pass "
+            "--calib-split with inputs the model has not seen)", highlight=False, soft_wrap=True)
     summary: dict[str, Any] = {"detector": det.name, "out": str(out), "checkpoint":
                                str(checkpoint), "dataset": dataset, "split": split,
                                "n_benign": len(keep), "target_fpr": target_fpr,

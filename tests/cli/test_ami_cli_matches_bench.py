@@ -74,6 +74,7 @@ def test_cli_and_benchmark_agree_on_one_cell(faces, ami_table, runner, tmp_path)
                                  str(tmp_path / "ami.npz"), "--json", "--quiet"])
     assert fitted.exit_code == 0, fitted.output
     cli_fit = json.loads(fitted.stdout)
+    assert "note: calibrated" not in fitted.stderr  # calibrated on --calib-split test
     ran = runner.invoke(app, ["detect", "run", str(tmp_path / "ami.npz"), str(ckpt),
                               "--inputs", str(npz), "--json", "--quiet"])
     assert ran.exit_code == 0, ran.output
@@ -95,3 +96,13 @@ def test_cli_and_benchmark_agree_on_one_cell(faces, ami_table, runner, tmp_path)
     assert flags == det.detect(test.x).tolist()
     assert 0 < sum(flags) + sum(cli_run["flags"])  # the comparison is not all-False
     assert cli_run["scores"] == pytest.approx(det.score(adv.x_adv).tolist(), abs=1e-5)
+
+
+def test_fit_notes_when_it_calibrates_on_training_inputs(faces, runner, tmp_path):
+    ckpt = faces[0]
+    res = runner.invoke(app, ["detect", "fit", str(ckpt), "--method", "squeeze", "--out",
+                              str(tmp_path / "fs.npz"), "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    json.loads(res.stdout)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("note: calibrated on held-out att-faces/train")
