@@ -12,6 +12,7 @@ Usage::
 
     python -m bench.ami_attacks            # all cells (~30-60 min on 2 shared cores)
     python -m bench.ami_attacks --only patch-first glasses-next
+    python -m bench.ami_attacks --checkpoint face.pt --only fgsm bim   # another model
 """
 
 from __future__ import annotations
@@ -90,8 +91,20 @@ def eligible_order(model: torch.nn.Module) -> torch.Tensor:
     return ok[perm]
 
 
-def cell_paths(key: str) -> tuple[Path, Path]:
-    return AMI_CACHE / f"{key}.npz", AMI_CACHE / f"{key}.json"
+def cache_dir(checkpoint: Path | None = None) -> Path:
+    """Where the adversarial sets of a model are cached (the bench model's: ``AMI_CACHE``)."""
+    return AMI_CACHE if checkpoint is None else AMI_CACHE / Path(checkpoint).stem
+
+
+def bench_model(checkpoint: Path | None = None) -> torch.nn.Module:
+    """The benchmark's face model, or the model of a ``deepscope train`` checkpoint."""
+    if checkpoint is None:
+        return get_trained(ARCH, DATASET, seed=0)
+    return models.load_checkpoint(checkpoint).model
+
+
+def cell_paths(key: str, folder: Path = AMI_CACHE) -> tuple[Path, Path]:
+    return folder / f"{key}.npz", folder / f"{key}.json"
 
 
 def _meta(cell: AttackCell, idx: torch.Tensor) -> dict[str, Any]:
@@ -99,9 +112,10 @@ def _meta(cell: AttackCell, idx: torch.Tensor) -> dict[str, Any]:
             "indices": [int(i) for i in idx]}
 
 
-def load_cell(cell: AttackCell, idx: torch.Tensor) -> dict[str, Any] | None:
+def load_cell(cell: AttackCell, idx: torch.Tensor, folder: Path = AMI_CACHE
+              ) -> dict[str, Any] | None:
     """The cached set of ``cell`` if it was made with the same parameters and faces."""
-    npz, side = cell_paths(cell.key)
+    npz, side = cell_paths(cell.key, folder)
     if not (npz.exists() and side.exists()):
         return None
     meta = json.loads(side.read_text())
@@ -116,9 +130,10 @@ def cell_indices(cell: AttackCell, order: torch.Tensor) -> torch.Tensor:
     return order if cell.n is None else order[: cell.n]
 
 
-def generate(cell: AttackCell, model: torch.nn.Module, order: torch.Tensor) -> dict[str, Any]:
+def generate(cell: AttackCell, model: torch.nn.Module, order: torch.Tensor,
+             folder: Path = AMI_CACHE) -> dict[str, Any]:
     idx = cell_indices(cell, order)
-    cached = load_cell(cell, idx)
+    cached = load_cell(cell, idx, folder)
     if cached is not None:
         return cached
     test = load(DATASET, "test", progress=False)
@@ -129,27 +144,31 @@ def generate(cell: AttackCell, model: torch.nn.Module, order: torch.Tensor) -> d
     result = attacks.get(cell.attack, model, progress=False, **cell.params)(
         x, y, target=cell.target, **kw)
     seconds = time.perf_counter() - t
-    AMI_CACHE.mkdir(parents=True, exist_ok=True)
-    npz, side = cell_paths(cell.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    npz, side = cell_paths(cell.key, folder)
     attacks.save_npz(result, npz, x=x, overwrite=True)
     meta = {**_meta(cell, idx), "seconds": seconds,
             "success_rate": float(result.success.float().mean())}
     side.write_text(json.dumps(meta, indent=1))
-    return load_cell(cell, idx)  # type: ignore[return-value]
+    return load_cell(cell, idx, folder)  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="*", default=None, help="cell keys to (re)generate")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="attack this `deepscope train` checkpoint instead of the cached "
+                        f"{ARCH} (its sets go to {AMI_CACHE}/<checkpoint stem>/)")
     args = p.parse_args(argv)
     set_threads(2)
-    model = get_trained(ARCH, DATASET, seed=0)
+    model = bench_model(args.checkpoint)
+    folder = cache_dir(args.checkpoint)
     order = eligible_order(model)
     for cell in CELLS:
         if args.only and cell.key not in args.only:
             continue
         t = time.perf_counter()
-        out = generate(cell, model, order)
+        out = generate(cell, model, order, folder)
         print(f"{time.strftime('%H:%M:%S')} {cell.key}: n={len(out['success'])} "
               f"success={out['success'].mean():.2f} ({time.perf_counter() - t:.0f}s here, "
               f"{out['meta'].get('seconds', 0):.0f}s to generate)", flush=True)

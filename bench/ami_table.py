@@ -28,26 +28,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.ami_attacks import ARCH, CELLS, DATASET, cell_indices, eligible_order, load_cell
-from bench.ami_render import STEER_LAYERS, TABLE_LAYERS, render
-from bench.common import RESULTS, machine, require_data, set_threads, write_text
-from bench.zoo import get_trained
-from deepscope.data import load
-from deepscope.detect import (
-    AmIDetector,
-    AttributeSet,
-    FeatureSqueezingDetector,
-    JointDetector,
-    attribute_probe,
+from bench.ami_attacks import (
+    AMI_CACHE,
+    ARCH,
+    CELLS,
+    DATASET,
+    bench_model,
+    cache_dir,
+    cell_indices,
+    eligible_order,
+    load_cell,
 )
+from bench.ami_render import TABLE_LAYERS, render
+from bench.common import RESULTS, machine, require_data, set_threads, write_text
+from deepscope.audit.detector_fit import fit_detector
+from deepscope.data import load
+from deepscope.detect import AmIDetector, AttributeSet, JointDetector, attribute_probe
+from deepscope.detect.ami.detector import default_layers
 from deepscope.detect.ami.witnesses import extract_witness_variants
-from deepscope.models import evaluate, inference, predict_logits
+from deepscope.models import evaluate, inference, load_checkpoint, predict_logits, zoo
 
 COLUMNS = [  # (column title, cell key)
     ("Patch first", "patch-first"), ("Patch next", "patch-next"),
@@ -65,31 +71,32 @@ VARIANTS = [("normalized", "both", None), ("normalized", "substitution", None),
             ("normalized", "preservation", None), ("literal", "both", None)]
 
 
-def build_detectors(model, ws: dict[str, Any], target_fpr: float, alphas, epsilons,
-                    stn_epsilons) -> dict[str, Any]:
-    common = {"target_fpr": target_fpr, "progress": False, "alphas": alphas,
-              "epsilons": epsilons}
-    dets = {
-        FS_5BIT: (FeatureSqueezingDetector(
-            model, target_fpr=target_fpr), None),
-        "Feature squeezing (7-bit only)": (FeatureSqueezingDetector(
-            model, target_fpr=target_fpr, bit_depth=7, median_size=None), None),
-        "AmI": (AmIDetector(model, **common), ws["ami"]),
-        "AS (substitution only)": (AmIDetector(model, criterion="substitution", **common),
-                                   ws["as"]),
-        "AP (preservation only)": (AmIDetector(model, criterion="preservation", **common),
-                                   ws["ap"]),
-        "WKN (weakening only)": (AmIDetector(model, strengthen=False, **common), ws["ami"]),
-        "STN (strengthening only)": (AmIDetector(model, weaken=False, **{
-            **common, "epsilons": stn_epsilons}), ws["ami"]),
-        "Random neurons (control)": (AmIDetector(model, random_control=True, **common),
-                                     ws["ami"]),
-        "AmI, literal witness rule": (AmIDetector(model, rule="literal", **common),
-                                      ws["literal"]),
+def detector_rows(alphas=None, epsilons=None, stn_epsilons=(1.2, 1.5, 2.0, 3.0, 5.0),
+                  n_pairs=None) -> dict[str, tuple[str, dict[str, Any], str | None]]:
+    """Every table row: ``(method, parameters, witnesses)``.
+
+    The rows are fitted with :func:`deepscope.audit.detector_fit.fit_detector`, the path
+    ``deepscope detect fit`` runs, so a row with no parameters is exactly what a user gets with
+    ``--method ami`` / ``--method squeeze`` and the same ``--target-fpr``. ``alphas``,
+    ``epsilons`` and ``n_pairs`` override the detector defaults only when given (``--quick``).
+    ``witnesses``: ``None`` = the row extracts its own; ``"ami"`` = the AmI row's (ablations
+    that change only the steering); ``"as"``/``"ap"``/``"literal"`` = the extraction variants.
+    """
+    grid = {k: v for k, v in (("alphas", alphas), ("epsilons", epsilons),
+                              ("n_pairs", n_pairs)) if v is not None}
+    return {
+        FS_5BIT: ("squeeze", {}, None),
+        "Feature squeezing (7-bit only)": ("squeeze", {"bit_depth": 7, "median_size": None},
+                                           None),
+        "AmI": ("ami", dict(grid), None),
+        "AS (substitution only)": ("ami", {**grid, "criterion": "substitution"}, "as"),
+        "AP (preservation only)": ("ami", {**grid, "criterion": "preservation"}, "ap"),
+        "WKN (weakening only)": ("ami", {**grid, "strengthen": False}, "ami"),
+        "STN (strengthening only)": ("ami", {**grid, "weaken": False,
+                                             "epsilons": stn_epsilons}, "ami"),
+        "Random neurons (control)": ("ami", {**grid, "random_control": True}, "ami"),
+        "AmI, literal witness rule": ("ami", {**grid, "rule": "literal"}, "literal"),
     }
-    return dets
-
-
 
 
 def fold_masks(test) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,12 +135,15 @@ def timing(model, det: AmIDetector, x: torch.Tensor, repeats: int = 3) -> dict[s
             "ratio": t_ami / t_model, "naive_ratio": t_naive / t_model}
 
 
-def adversarial_sets(model, log) -> dict[str, dict[str, Any]]:
+def adversarial_sets(model, log, folder: Path = AMI_CACHE, only: list[str] | None = None
+                     ) -> dict[str, dict[str, Any]]:
     """The cached adversarial sets of :mod:`bench.ami_attacks` (missing ones are skipped)."""
     order = eligible_order(model)
     adv: dict[str, dict[str, Any]] = {}
     for cell in CELLS:
-        got = load_cell(cell, cell_indices(cell, order))
+        if only is not None and cell.key not in only:
+            continue
+        got = load_cell(cell, cell_indices(cell, order), folder)
         if got is None:
             log(f"missing adversarial set {cell.key}: run python -m bench.ami_attacks")
             continue
@@ -143,21 +153,22 @@ def adversarial_sets(model, log) -> dict[str, dict[str, Any]]:
     return adv
 
 
-def fit_fold(name: str, dets: dict[str, Any], joint_dets: dict[str, JointDetector], train,
-             x_cal: torch.Tensor, target_fpr: float):
-    """Fit (or re-calibrate) detector ``name`` on the fold's calibration faces."""
+def fit_fold(name: str, rows: dict[str, Any], fitted: dict[str, Any],
+             joint_dets: dict[str, JointDetector], model, train, x_cal: torch.Tensor,
+             target_fpr: float, ws: dict[str, Any]):
+    """Fit (first fold) or re-calibrate (second fold) row ``name`` on the calibration faces."""
     if name in JOINTS:
         if name not in joint_dets:
-            joint_dets[name] = JointDetector([dets[m][0] for m in JOINTS[name]],
+            joint_dets[name] = JointDetector([fitted[m] for m in JOINTS[name]],
                                              target_fpr=target_fpr, progress=False)
         return joint_dets[name].fit(train.x, x_calib=x_cal, refit=False)
-    det, wit = dets[name]
-    if det.is_fitted:
-        det.calibrate(x_cal)
-    elif wit is not None:
-        det.fit(train.x, train.extras["boxes"], x_calib=x_cal, witnesses=wit)
-    else:
-        det.fit(train.x, x_calib=x_cal)
+    if name in fitted:
+        return fitted[name].calibrate(x_cal)
+    method, params, wkey = rows[name]
+    wit = fitted["AmI"].witnesses_ if wkey == "ami" else ws.get(wkey) if wkey else None
+    det, _ = fit_detector(method, model, train, target_fpr=target_fpr, progress=False,
+                          params=params, x_calib=x_cal, witnesses=wit)
+    fitted[name] = det
     return det
 
 
@@ -178,11 +189,12 @@ def count_fold(det, counts: dict[str, list[int]], x_eval: torch.Tensor,
             counts[key][1] += int(flags.numel())
 
 
-def cross_fit(dets, train, test, model, adv, target_fpr: float, log):
-    """Counts and per-fold configurations of every row, calibrated on one fold, evaluated on
-    the other, then swapped."""
-    joints = {k: v for k, v in JOINTS.items() if all(m in dets for m in v)}
-    all_rows = [*dets, *joints]
+def cross_fit(rows, ws, train, test, model, adv, target_fpr: float, log):
+    """Counts, per-fold configurations and the fitted detectors of every row, calibrated on
+    one fold, evaluated on the other, then swapped."""
+    joints = {k: v for k, v in JOINTS.items() if all(m in rows for m in v)}
+    all_rows = [*rows, *joints]
+    fitted: dict[str, Any] = {}
     counts = {name: {key: [0, 0] for key in [c[1] for c in COLUMNS] + ["fp"]}
               for name in all_rows}
     configs: dict[str, list[dict[str, Any]]] = {name: [] for name in all_rows}
@@ -190,25 +202,26 @@ def cross_fit(dets, train, test, model, adv, target_fpr: float, log):
     fold_a, fold_b = fold_masks(test)
     correct = predict_logits(model, test.x).argmax(1) == test.y
     for f, (cal_mask, eval_mask) in enumerate(((fold_a, fold_b), (fold_b, fold_a))):
-        x_cal = test.x[cal_mask & correct]
+        x_cal = test.x[cal_mask & correct]  # (what `detect fit --calib-split` passes)
         x_eval = test.x[eval_mask & correct]
         eval_idx = set(torch.nonzero(eval_mask).flatten().tolist())
         for name in all_rows:
             t = time.perf_counter()
-            det = fit_fold(name, dets, joint_dets, train, x_cal, target_fpr)
+            det = fit_fold(name, rows, fitted, joint_dets, model, train, x_cal, target_fpr,
+                           ws)
             cfg = {"fold": "AB"[f], "threshold": det.threshold_}
             if isinstance(det, AmIDetector):
                 cfg.update(det.config_.to_dict())
             configs[name].append(cfg)
             count_fold(det, counts[name], x_eval, adv, eval_idx)
             log(f"fold {'AB'[f]} {name}: {time.perf_counter() - t:.0f}s")
-    return counts, configs
+    return counts, configs, fitted
 
 
 def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     """The whole benchmark; returns the JSON payload (and draws the figures)."""
     t_start = time.perf_counter()
-    model = get_trained(ARCH, DATASET, seed=0)
+    model = bench_model(args.checkpoint)
     train = load(DATASET, "train", progress=False)
     test = load(DATASET, "test", progress=False)
     acc_test = evaluate(model, test).accuracy
@@ -217,36 +230,43 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     attrs_tr = AttributeSet(boxes=train.extras["boxes"], names=tuple(train.info["box_names"]))
 
     n_pairs = 32 if args.quick else args.pairs
-    alphas = (0.5, 2.0, 10.0) if args.quick else (0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
-    epsilons = (1.0,)
+    alphas = (0.5, 2.0, 10.0) if args.quick else None
+    epsilons = (1.0,) if args.quick else None
     stn_eps = (1.5, 3.0) if args.quick else (1.2, 1.5, 2.0, 3.0, 5.0)
+    rows = detector_rows(alphas, epsilons, stn_eps, n_pairs)
+    if args.rows is not None:
+        keep = {"AmI", FS_5BIT, *args.rows}
+        rows = {k: v for k, v in rows.items() if k in keep}
+    ami_defaults = AmIDetector(model, progress=False)
+    n_pairs_used = n_pairs or ami_defaults.n_pairs
 
     t = time.perf_counter()
-    ws_list = extract_witness_variants(model, train.x, attrs_tr, TABLE_LAYERS, VARIANTS,
-                                       n_pairs=n_pairs, groups=train.extras["subject"],
-                                       top_k=10, progress=False)
+    steer = default_layers(model, test.x)  # AmI's default layers (= TABLE_LAYERS[-4:] on vgg)
+    table_layers = TABLE_LAYERS if zoo.arch_of(model) == ARCH else steer
+    ws_list = extract_witness_variants(model, train.x, attrs_tr, table_layers, VARIANTS,
+                                       n_pairs=n_pairs_used, groups=train.extras["subject"],
+                                       top_k=ami_defaults.top_k, progress=False)
     ws_full = dict(zip(["ami", "as", "ap", "literal"], ws_list, strict=True))
-    ws = {k: v.restrict(STEER_LAYERS) for k, v in ws_full.items()}
+    ws = {k: v.restrict(steer) for k, v in ws_full.items()}
     log(f"witnesses: {time.perf_counter() - t:.0f}s")
 
-    dets = build_detectors(model, ws, args.target_fpr, alphas, epsilons, stn_eps)
-    if args.rows:
-        keep = {"AmI", FS_5BIT, *args.rows}
-        dets = {k: v for k, v in dets.items() if k in keep}
-    adv = adversarial_sets(model, log)
-    counts, configs = cross_fit(dets, train, test, model, adv, args.target_fpr, log)
+    folder = cache_dir(args.checkpoint)
+    adv = adversarial_sets(model, log, folder, args.cells)
+    counts, configs, fitted = cross_fit(rows, ws, train, test, model, adv, args.target_fpr, log)
 
-    ami = dets["AmI"][0]
+    ami = fitted["AmI"]
     cost = timing(model, ami, test.x)
     log(f"cost: {cost}")
     probe = attribute_probe(model, ws_full["ami"], train.x, train.extras["boxes"], test.x,
                             test.extras["boxes"])
-    figures(model, ami, dets[FS_5BIT][0], test, adv, args.out / "ami")
+    figures(model, ami, fitted[FS_5BIT], test, adv, args.out / args.name)
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-        "model": ARCH, "test_accuracy": acc_test, "train_accuracy": acc_train,
-        "target_fpr": args.target_fpr, "n_pairs": n_pairs, "alphas": list(alphas),
-        "epsilons": list(epsilons), "stn_epsilons": list(stn_eps),
+        "model": ARCH if args.checkpoint is None else str(args.checkpoint),
+        "test_accuracy": acc_test, "train_accuracy": acc_train,
+        "target_fpr": args.target_fpr, "n_pairs": n_pairs_used,
+        "alphas": list(alphas or ami_defaults.alphas),
+        "epsilons": list(epsilons or ami_defaults.epsilons), "stn_epsilons": list(stn_eps),
         "columns": [c[0] for c in COLUMNS], "keys": [c[1] for c in COLUMNS],
         "counts": counts, "configs": configs,
         "attacks": {k: {"attack": v["meta"]["attack"], "target": v["meta"]["target"],
@@ -255,6 +275,11 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         "witnesses": {k: v.to_dict() for k, v in ws_full.items()},
         "cost": cost, "probe": probe.to_dict(),
         "seconds": time.perf_counter() - t_start, "quick": args.quick,
+        "command": "python -m bench.ami_table " + " ".join(args.argv),
+        "checkpoint_arch": (None if args.checkpoint is None
+                            else load_checkpoint(args.checkpoint).arch),
+        "reduced": bool(args.cells is not None or args.rows is not None
+                        or args.checkpoint is not None),
     }
 
 
@@ -262,24 +287,32 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target-fpr", type=float, default=0.08)
-    p.add_argument("--pairs", type=int, default=96, help="pairs per attribute (witnesses)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="pairs per attribute (witnesses); default: AmIDetector's")
     p.add_argument("--quick", action="store_true", help="few pairs, small grid (smoke run)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--rows", nargs="*", default=None,
                    help="keep only these detector rows (AmI and FS 5-bit are always kept)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help=f"a `deepscope train` checkpoint instead of the cached {ARCH} "
+                        "(attack sets from `python -m bench.ami_attacks --checkpoint`)")
+    p.add_argument("--cells", nargs="*", default=None,
+                   help="only these adversarial columns (a reduced run), e.g. fgsm bim")
+    p.add_argument("--name", default="ami", help="results stem: RESULTS/<name>.json/.md")
     p.add_argument("--report-only", "--render-only", dest="report_only", action="store_true",
                    help="re-write ami.md from an existing ami.json (no model, no data)")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    js, md = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
     if args.report_only:
-        payload = json.loads((args.out / "ami.json").read_text())
-        write_text(args.out / "ami.md", render(payload))
+        write_text(md, render(json.loads(js.read_text())))
         return
     require_data()
     set_threads()
     payload = run(args)
-    write_text(args.out / "ami.json", json.dumps(payload, indent=1))
-    write_text(args.out / "ami.md", render(payload))
-    print(f"wrote {args.out / 'ami.md'} in {payload['seconds']:.0f}s")
+    write_text(js, json.dumps(payload, indent=1))
+    write_text(md, render(payload))
+    print(f"wrote {md} in {payload['seconds']:.0f}s")
 
 
 def figures(model, ami, fs, test, adv, folder: Path) -> None:

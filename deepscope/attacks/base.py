@@ -312,20 +312,22 @@ class Attack(Params):
             iterations = torch.zeros(n, dtype=torch.int64, device=x.device)
             adv_labels = torch.empty(n, dtype=torch.int64, device=x.device)
             bar = tqdm(total=n, desc=self.name, unit="img", disable=not self.progress,
-                       leave=False)
+                       leave=False, mininterval=0.5)
             try:
                 for s in range(0, n, self.batch_size):
                     sl = slice(s, s + self.batch_size)
                     tb = None if target_labels is None else target_labels[sl]
                     auxb = {k: v[sl] for k, v in aux.items()}
+                    self._ticker = _BatchProgress(bar, s, x[sl].shape[0])
                     with torch.enable_grad():
                         xb, it = self._attack_batch(x[sl], y[sl], tb, auxb, gen)
                     xb = xb.detach().clamp(0.0, 1.0)
                     x_adv[sl] = xb
                     iterations[sl] = it
                     adv_labels[sl] = self._labels(xb)
-                    bar.update(xb.shape[0])
+                    self._ticker.done()
             finally:
+                self._ticker = None
                 bar.close()
 
         if target_labels is None:
@@ -358,6 +360,25 @@ class Attack(Params):
         """Attack one batch; return adversarial images and iterations per sample."""
         raise NotImplementedError
 
+    def _tick(self, fraction: float, step: int | None = None) -> None:
+        """Report progress inside the current batch (``fraction`` of it done, in [0, 1]).
+
+        Iterative attacks call this once per optimisation step, so the bar moves during a
+        batch instead of only after it; ``step`` is shown next to the bar. A no-op outside
+        :meth:`__call__`.
+        """
+        ticker = getattr(self, "_ticker", None)
+        if ticker is not None:
+            ticker(fraction, step)
+
+    def estimated_cost(self) -> int:
+        """Upper estimate of gradient evaluations per input (1 for a one-step attack).
+
+        Used to pick default input counts (``deepscope attack`` without ``--n``); iterative
+        attacks report steps × restarts/rounds from their parameters.
+        """
+        return int(getattr(self, "steps", 1))
+
     def _labels(self, x: torch.Tensor) -> torch.Tensor:
         """The model's labels of ``x`` (no autograd graph)."""
         return batched(self.model, x, batch_size=self.batch_size).argmax(dim=1)
@@ -371,6 +392,26 @@ class Attack(Params):
                 "that forward() returns the logits tensor"
             )
         return int(out.shape[1])
+
+
+class _BatchProgress:
+    """Moves a bar counting images by fractions of the current batch (``start``, ``size``)."""
+
+    def __init__(self, bar: Any, start: int, size: int) -> None:
+        self.bar, self.start, self.size = bar, start, size
+
+    def __call__(self, fraction: float, step: int | None = None) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        value = round(self.start + fraction * self.size, 2)
+        if step is not None:
+            self.bar.set_postfix_str(f"step {step}", refresh=False)
+        if value > self.bar.n:
+            self.bar.update(value - self.bar.n)
+        elif step is not None:
+            self.bar.update(0)  # redraws (at most every mininterval) to show the step
+
+    def done(self) -> None:
+        self.bar.update(self.start + self.size - self.bar.n)
 
 
 def _resolve_target(

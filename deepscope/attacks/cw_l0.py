@@ -87,6 +87,11 @@ class CarliniWagnerL0(CarliniWagner):
         self.freeze_fraction = check_number("freeze_fraction", freeze_fraction, low=0.0,
                                             high=1.0 - 1e-9, low_open=True)
 
+    def estimated_cost(self) -> int:
+        """Adam steps per input, roughly: ``steps × (max_const_steps + 1)`` per freezing
+        round, times 10 rounds (the number of rounds depends on the image)."""
+        return int(self.steps * (self.max_const_steps + 1) * 10)
+
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None
         labels = target if targeted else y
@@ -113,10 +118,13 @@ class CarliniWagnerL0(CarliniWagner):
             useful_prev=x.new_zeros((n, x.shape[2] * x.shape[3])), unchanged_prev=ints(),
             klast=ints(), dw_best=torch.zeros_like(x), c_best=const.clone(),
         )
+        n_step, budget = 0, self.estimated_cost()  # progress: share done or steps/budget
         while len(r) > 0:
             xa, dxdw = tanh_image(r.x, r.w0, r.t0, r.dw)
             m, gm = margin_and_grad(self.model, xa, r.lab, targeted)
             iters[r.idx] += 1
+            n_step += 1
+            self._tick(max(1.0 - len(r) / n, min(n_step / budget, 0.99)), step=n_step)
             delta = xa - r.x
             adv = is_adversarial(m, kappa)
             go = ~adv

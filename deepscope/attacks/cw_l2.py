@@ -72,6 +72,10 @@ class CarliniWagnerL2(CarliniWagner):
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.abort_early = bool(abort_early)
 
+    def estimated_cost(self) -> int:
+        """Adam steps per input at most: ``binary_search_steps × steps``."""
+        return int(self.binary_search_steps * self.steps)
+
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None
         labels = target if targeted else y
@@ -85,6 +89,7 @@ class CarliniWagnerL2(CarliniWagner):
         best_l2 = torch.full_like(const, math.inf)
         iters = torch.zeros(n, dtype=torch.int64, device=x.device)
         check_every = max(10, math.ceil(self.steps / 10))
+        total = self.binary_search_steps * self.steps
 
         for bs in range(self.binary_search_steps):
             if self.binary_search_steps >= 10 and bs == self.binary_search_steps - 1:
@@ -111,6 +116,7 @@ class CarliniWagnerL2(CarliniWagner):
                 grad_x = 2 * delta - expand(r.c * (hinge > 0), gm) * gm
                 r.dw = r.dw - adam_step(r, grad_x * dxdw, self.lr)
                 iters[r.idx] += 1
+                self._tick((bs * self.steps + step + 1) / total, step=bs * self.steps + step + 1)
                 if self.abort_early and step % check_every == 0:
                     loss = l2sq + r.c * hinge
                     going = loss <= 0.9999 * r.prev

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -73,6 +75,13 @@ class CarliniWagnerLinf(CarliniWagner):
         self.decrease_factor = check_number("decrease_factor", decrease_factor, low=0.0,
                                             high=1.0 - 1e-9, low_open=True)
 
+    def estimated_cost(self) -> int:
+        """Adam steps per input, roughly: ``max_iter`` per value of ``c`` (each ×const_factor
+        up to ``largest_const``) — an upper estimate, successes end sooner."""
+        rounds = math.ceil(math.log(self.largest_const / self.initial_const)
+                           / math.log(self.const_factor))
+        return int(self.max_iter * max(1, rounds))
+
     def _attack_batch(self, x, y, target, aux, gen):
         targeted = target is not None
         labels = target if targeted else y
@@ -85,10 +94,13 @@ class CarliniWagnerLinf(CarliniWagner):
                  dw=torch.zeros_like(x), m=torch.zeros_like(x), v=torch.zeros_like(x),
                  t=x.new_zeros(n), tau=x.new_ones(n), c=x.new_full((n,), self.initial_const),
                  inner=torch.zeros(n, dtype=torch.int64, device=x.device))
+        n_step, budget = 0, self.estimated_cost()  # progress: share done or steps/budget
         while len(r) > 0:
             xa, dxdw = tanh_image(r.x, r.w0, r.t0, r.dw)
             m, gm = margin_and_grad(self.model, xa, r.lab, targeted)
             iters[r.idx] += 1
+            n_step += 1
+            self._tick(max(1.0 - len(r) / n, min(n_step / budget, 0.99)), step=n_step)
             delta = xa - r.x
             tau = expand(r.tau, delta)
             over = delta.abs() > tau

@@ -55,7 +55,7 @@ class DemoConfig:
     explain_k: int = 20
     repair: bool = True
     detection: bool = True
-    detection_epochs: int = 20
+    detection_epochs: int | None = None  # None: face-cnn-26k's recommended settings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

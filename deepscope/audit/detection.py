@@ -9,7 +9,7 @@ handful of held-out faces with FGSM, BIM and C&W L2 ("next"), and evaluates both
 Example
 -------
 >>> from deepscope.audit.detection import detection_experiment
->>> exp = detection_experiment(epochs=20, n_attack=8)                  # doctest: +SKIP
+>>> exp = detection_experiment(n_attack=8)                             # doctest: +SKIP
 >>> exp.report.rate("AmI", "FGSM"), exp.to_dict()["rates"]              # doctest: +SKIP
 >>> exp.save("detection.npz"); DetectionExperiment.load("detection.npz")  # doctest: +SKIP
 """
@@ -36,8 +36,8 @@ from deepscope.detect import (
     evaluate,
 )
 from deepscope.errors import InputError
-from deepscope.models import augment, fit, predict_logits, zoo
 from deepscope.models import evaluate as evaluate_model
+from deepscope.models import fit, predict_logits, zoo
 from deepscope.protocol import Persistent
 
 __all__ = ["FACE_ARCH", "DetectionExperiment", "detection_experiment"]
@@ -155,19 +155,23 @@ class DetectionExperiment(Persistent):
             seconds={k: float(v) for k, v in meta["seconds"].items()})
 
 
-def _face_model(train: Any, *, epochs: int, seed: int, progress: bool) -> torch.nn.Module:
+def _face_model(train: Any, *, epochs: int | None, seed: int, progress: bool
+                ) -> torch.nn.Module:
+    """``FACE_ARCH`` trained with its recommended settings (``epochs`` overrides theirs)."""
+    kwargs = zoo.training_defaults(FACE_ARCH).fit_kwargs()
+    if epochs is not None:
+        kwargs["epochs"] = epochs
     model = zoo.build(FACE_ARCH, num_classes=train.num_classes, mean=float(train.x.mean()),
                       std=float(train.x.std()), seed=seed)
-    fit(model, train, epochs=epochs, lr=5e-3, batch_size=32, patience=None,
-        augment=augment.faces(), seed=seed, progress=progress)
+    fit(model, train, **kwargs, seed=seed, progress=progress)
     return model
 
 
 def _fit_detectors(model: torch.nn.Module, train: Any, x_cal: torch.Tensor, *,
                    target_fpr: float, n_pairs: int, seed: int, progress: bool
                    ) -> tuple[AmIDetector, FeatureSqueezingDetector]:
-    ami = AmIDetector(model, target_fpr=target_fpr, n_pairs=n_pairs, layers=None,
-                      alphas=(0.5, 1.0, 2.0, 5.0, 10.0), epsilons=(1.0,), seed=seed,
+    # the steering grid is AmIDetector's default (the benchmark's), as `deepscope detect fit`
+    ami = AmIDetector(model, target_fpr=target_fpr, n_pairs=n_pairs, seed=seed,
                       attribute_names=tuple(train.info["box_names"]), progress=progress)
     ami.fit(train.x, train.extras["boxes"], groups=train.extras["subject"], x_calib=x_cal)
     fs = FeatureSqueezingDetector(model, target_fpr=target_fpr).fit(train.x, x_calib=x_cal)
@@ -187,13 +191,14 @@ def _attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[st
 
 def detection_experiment(
     *, seed: int = 0, progress: bool = True, log: Callable[[str], Any] = print,
-    epochs: int = 20, n_attack: int = 8, target_fpr: float = 0.1, n_pairs: int = 24,
+    epochs: int | None = None, n_attack: int = 8, target_fpr: float = 0.1, n_pairs: int = 24,
     model: torch.nn.Module | None = None,
 ) -> DetectionExperiment:
     """AmI vs feature squeezing on AT&T faces (about a minute on 2 CPU cores).
 
-    Trains ``face-cnn-26k`` for ``epochs`` epochs on the 320 training faces (unless ``model``
-    is given), extracts AmI witnesses on them, calibrates AmI and feature squeezing on the
+    Trains ``face-cnn-26k`` on the 320 training faces with its recommended settings
+    (``zoo.training_defaults``: 60 epochs, about 30 s; ``epochs`` overrides) unless ``model``
+    is given, extracts AmI witnesses on them, calibrates AmI and feature squeezing on the
     first test face of every person, and evaluates on the second: false positives on the
     correctly classified benign faces, detection on the successful FGSM, BIM and C&W L2
     ("next") versions of ``n_attack`` of them.
@@ -210,7 +215,8 @@ def detection_experiment(
         raise InputError("the detection experiment needs the AT&T landmark boxes "
                          "(att-faces/landmarks_68.npz)")
     if model is None:
-        log(f"detection: training a small face CNN ({FACE_ARCH}) for {epochs} epochs")
+        n_epochs = epochs or zoo.training_defaults(FACE_ARCH).epochs
+        log(f"detection: training a small face CNN ({FACE_ARCH}) for {n_epochs} epochs")
         model = _face_model(train, epochs=epochs, seed=seed, progress=progress)
     t_train = time.perf_counter() - t0
     acc = evaluate_model(model, test).accuracy

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from deepscope import attacks, models
-from deepscope.cli._common import console, print_json, save_figure, user_errors
+from deepscope.cli._common import console, err_console, print_json, save_figure, user_errors
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
 
@@ -31,6 +31,24 @@ def parse_params(items: list[str]) -> dict[str, object]:
     return params
 
 
+#: Default --n: the most inputs attacked, and the work budget (gradient steps × input values)
+#: the default may take: about 3 minutes of C&W L2 on a face model on 2 CPU cores.
+MAX_DEFAULT_N, WORK_BUDGET = 100, 2e8
+
+
+def default_n(atk: attacks.Attack, input_shape: tuple[int, ...]) -> int:
+    """How many inputs ``deepscope attack`` attacks without ``--n``.
+
+    ``WORK_BUDGET / (estimated gradient steps per input × values per input)``, between 1 and
+    ``MAX_DEFAULT_N``: FGSM gets 100 inputs, C&W L2 with its defaults 2 faces or 28 digits.
+    """
+    values = 1
+    for d in input_shape:
+        values *= int(d)
+    per_input = max(1, atk.estimated_cost()) * values
+    return int(min(MAX_DEFAULT_N, max(1, WORK_BUDGET // per_input)))
+
+
 @user_errors
 def attack(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `deepscope train`."),
@@ -39,7 +57,10 @@ def attack(
                              help="Attack: " + ", ".join(attacks.names()) + "."),
     target: str = typer.Option("none", help="none (untargeted), first (label 0) or next "
                                             "(true label + 1)."),
-    n: int = typer.Option(100, min=1, help="Number of correctly classified inputs to attack."),
+    n: int | None = typer.Option(
+        None, min=1, help="Number of correctly classified inputs to attack (default: up to "
+                          f"{MAX_DEFAULT_N}, fewer for slow attacks on large inputs; see "
+                          "`default_n`)."),
     split: str = typer.Option("test", help="Split to take inputs from."),
     param: list[str] = typer.Option([], "--param", "-p",
                                     help="Attack parameter key=value (repeatable), e.g. eps=0.1."),
@@ -63,6 +84,12 @@ def attack(
                                    progress=not quiet and not json_out)
     params = {"seed": seed, "progress": not quiet and not json_out, **parse_params(param)}
     atk = attacks.get(name, ckpt.model, **params)
+    if n is None:
+        n = default_n(atk, tuple(ds.x.shape[1:]))
+        err_console.print(f"--n not given: attacking up to {n} input(s) ({name} takes up to "
+                          f"{atk.estimated_cost()} gradient steps per "
+                          f"{'×'.join(map(str, ds.x.shape[1:]))} input); pass --n to choose",
+                          highlight=False, soft_wrap=True)
 
     # Attack inputs the model gets right, in a seeded random order.
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from deepscope import attacks, detect
+from deepscope.audit.detector_fit import benign_indices, fit_detector
 from deepscope.cli._common import console, err_console, print_json, user_errors
 from deepscope.cli.attack_cmd import parse_params
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
@@ -26,21 +27,6 @@ from deepscope.models import load_checkpoint, predict_logits
 
 app = typer.Typer(help="Detect adversarial inputs (AmI, feature squeezing, both).",
                   no_args_is_help=True)
-
-
-def _build(method: str, model: torch.nn.Module, target_fpr: float, params: dict[str, Any],
-           seed: int, progress: bool, attribute_names: Any = None) -> detect.Detector:
-    """The registered detector ``method`` with the command's common options and ``params``.
-
-    The common options (target FP, seed, progress, the dataset's attribute names) go in only
-    where the detector takes them; ``--param`` values always do (unknown ones are an error).
-    """
-    known = detect.param_names(method)
-    common = {"target_fpr": target_fpr, "seed": seed, "progress": progress}
-    if attribute_names:
-        common["attribute_names"] = tuple(attribute_names)
-    merged = {**{k: v for k, v in common.items() if k in known}, **params}
-    return detect.get(method, model, **merged)
 
 
 def _subset(n: int, limit: int | None, seed: int) -> torch.Tensor:
@@ -71,45 +57,30 @@ def fit(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Fit a detector on the benign inputs the model classifies correctly and save it."""
+    """Fit a detector on the benign inputs the model classifies correctly and save it.
+
+    Runs :func:`deepscope.audit.detector_fit.fit_detector` — the same path and defaults as
+    the AmI benchmark (``bench/ami_table.py``).
+    """
     if method not in detect.names():
         raise InputError(f"--method must be one of {', '.join(detect.names())}; got {method!r}")
-    takes_boxes = detect.detector_class(method).takes_boxes
     params = parse_params(param)
     refuse_existing(out, overwrite=overwrite)
     progress = not quiet and not json_out
     ckpt, ds = load_model_and_data(checkpoint, dataset, split, progress=progress)
-    model = ckpt.model
-    if takes_boxes and "boxes" not in ds.extras:
-        raise InputError(f"method {method!r} needs attribute boxes; dataset {dataset!r} "
-                         "has none (use att-faces with its landmarks file, or --method "
-                         "squeeze)")
-    det = _build(method, model, target_fpr, params, seed, progress,
-                 attribute_names=ds.info.get("box_names") if takes_boxes else None)
-
-    def benign(d):
-        idx = _subset(len(d), limit, seed)
-        pred = predict_logits(model, d.x[idx]).argmax(1)
-        keep = idx[pred == d.y[idx]]
-        if len(keep) < 4:
-            raise InputError(f"only {len(keep)} correctly classified inputs in {d.name}/"
-                             f"{d.split}; a detector needs benign inputs the model gets right")
-        return keep
-
-    keep = benign(ds)
-    x = ds.x[keep]
-    kwargs: dict[str, Any] = {}
+    x_calib = None
     if calib_split is not None:
         _, cal = load_model_and_data(checkpoint, dataset, calib_split, progress=progress)
-        kwargs["x_calib"] = cal.x[benign(cal)]
-    if takes_boxes:
-        groups = ds.extras.get("subject", None)
-        kwargs["groups"] = None if groups is None else groups[keep]
-        det.fit(x, ds.extras["boxes"][keep], **kwargs)
-    else:
-        det.fit(x, **kwargs)
+        x_calib = cal.x[benign_indices(ckpt.model, cal, limit=limit, seed=seed)]
+    det, keep = fit_detector(method, ckpt.model, ds, target_fpr=target_fpr, seed=seed,
+                             progress=progress, limit=limit, params=params, x_calib=x_calib)
     out.parent.mkdir(parents=True, exist_ok=True)
     det.save(out, overwrite=overwrite)
+    if calib_split is None and split == "train":
+        err_console.print(
+            f"note: calibrated on held-out {dataset}/train inputs; if the model was trained on "
+            "them, its false-positive rate on new inputs can exceed --target-fpr (pass "
+            "--calib-split with inputs the model has not seen)", highlight=False, soft_wrap=True)
     summary: dict[str, Any] = {"detector": det.name, "out": str(out), "checkpoint":
                                str(checkpoint), "dataset": dataset, "split": split,
                                "n_benign": len(keep), "target_fpr": target_fpr,

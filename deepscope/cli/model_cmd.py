@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import typer
 from rich.table import Table
+from torch import nn
 
 from deepscope import __version__, models
 from deepscope import data as ds_data
-from deepscope.cli._common import check_outputs, console, print_json, save_figure, user_errors
+from deepscope.cli._common import (
+    check_outputs,
+    console,
+    err_console,
+    print_json,
+    save_figure,
+    user_errors,
+)
 from deepscope.errors import InputError
+from deepscope.models.train_checks import TrainEvalGapWarning
 
 
 def _limited(ds: ds_data.Dataset, limit: int | None, seed: int) -> ds_data.Dataset:
@@ -43,19 +54,65 @@ def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress:
     return ckpt, ds
 
 
+def train_settings(arch: str, **given: object) -> models.zoo.TrainingDefaults:
+    """The architecture's recommended training settings with the options the user gave.
+
+    ``given`` maps option names (``epochs``, ``batch_size``, ``lr``, ``val_fraction``,
+    ``patience``, ``augment``) to values; ``None`` means "not given". An unknown ``arch`` raises
+    before any data is loaded.
+    """
+    values = {k: v for k, v in given.items() if v is not None}
+    if values.get("augment") == "none":
+        values["augment"] = None
+    elif "augment" in values and values["augment"] not in ("digits", "faces"):
+        raise InputError(f"--augment must be none, digits or faces; got {values['augment']!r}")
+    return dataclasses.replace(models.zoo.training_defaults(arch), **values)
+
+
+def describe_settings(s: models.zoo.TrainingDefaults) -> str:
+    """One line: the training settings in use."""
+    val = f"{s.val_fraction:.0%} validation split" if s.val_fraction > 0 else "no validation split"
+    stop = f"patience {s.patience}" if s.val_fraction > 0 and s.patience else "fixed epochs"
+    return (f"{s.epochs} epochs, lr {s.lr:g}, batch {s.batch_size}, {val}, {stop}, "
+            f"augmentation {s.augment or 'none'}")
+
+
+def fit_with_recipe(model: nn.Module, train_ds: ds_data.Dataset, val_ds: ds_data.Dataset | None,
+                    recipe: models.zoo.TrainingDefaults, *, seed: int, history: list,
+                    quiet: bool) -> None:
+    """``models.fit`` with ``recipe``; its settings (unless ``quiet``) and a
+    :class:`TrainEvalGapWarning` become one line each on stderr."""
+    if not quiet:  # printed after every input check, so an error stays the only line
+        err_console.print(f"{models.zoo.arch_of(model)}: {describe_settings(recipe)}",
+                          highlight=False, soft_wrap=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrainEvalGapWarning)
+        models.fit(model, train_ds, **recipe.fit_kwargs(), seed=seed, val=val_ds,
+                   history=history, progress=not quiet)
+    for w in caught:
+        if issubclass(w.category, TrainEvalGapWarning):
+            err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
     arch: str = typer.Option(..., "--arch", "-a", help="Zoo architecture name."),
-    epochs: int = typer.Option(5, min=1, help="Maximum number of epochs."),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum number of epochs "
+                                      "(default: the architecture's recommended settings, "
+                                      "as every option marked *)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
     seed: int = typer.Option(0, help="Random seed (initialisation, data order, split)."),
-    batch_size: int = typer.Option(128, min=1),
-    lr: float = typer.Option(1e-3, min=0.0),
-    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5,
-                                       help="Share of the training split held out for early "
-                                            "stopping."),
-    patience: int = typer.Option(3, min=1, help="Early-stopping patience in epochs."),
+    batch_size: int | None = typer.Option(None, min=1, help="Batch size (*)."),
+    lr: float | None = typer.Option(None, min=0.0, help="Learning rate (*)."),
+    val_fraction: float | None = typer.Option(None, min=0.0, max=0.5,
+                                              help="Share of the training split held out for "
+                                                   "early stopping; 0 = none (*)."),
+    patience: int | None = typer.Option(None, min=1, help="Early-stopping patience in epochs "
+                                        "(*; none for fixed-epoch recipes)."),
+    augment: str | None = typer.Option(None, help="Augmentation: none, digits or faces (*)."),
     limit: int | None = typer.Option(None, help="Train on a stratified slice of N samples."),
     split: str = typer.Option("train", help="Training data: 'train' = the official train split "
                               "(test on the official test split); 'mode' = the train part of "
@@ -73,6 +130,9 @@ def train(
         raise InputError(f"--split must be 'train' or 'mode', got {split!r}")
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}")
+    recipe = train_settings(arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                            val_fraction=val_fraction, patience=patience, augment=augment)
+    epochs, val_fraction = recipe.epochs, recipe.val_fraction
     parts = models.training_split(lambda s: ds_data.load(dataset, s, progress=not quiet),
                                   dataset=dataset, protocol=_TRAIN_SPLITS[split], seed=seed,
                                   limit=limit, val_fraction=val_fraction)
@@ -81,8 +141,7 @@ def train(
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
     history: list = []
     start = time.perf_counter()
-    models.fit(model, train_ds, epochs=epochs, seed=seed, val=val_ds, batch_size=batch_size,
-               lr=lr, patience=patience, history=history, progress=not quiet)
+    fit_with_recipe(model, train_ds, val_ds, recipe, seed=seed, history=history, quiet=quiet)
     seconds = time.perf_counter() - start
     evaluation = models.evaluate(model, test_ds)
     metadata = {
@@ -91,6 +150,7 @@ def train(
         "epochs_run": len(history),
         "seed": seed,
         "seconds": round(seconds, 2),
+        "settings": recipe.to_dict(),
         "test_accuracy": evaluation.accuracy,
         "deepscope_version": __version__,
         models.provenance.METADATA_KEY: parts.record.to_dict(),

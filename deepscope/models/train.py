@@ -15,7 +15,10 @@ Training recipe of :func:`fit` (deliberately fixed, so results are comparable):
 * randomness: data order, augmentation and dropout all derive from ``seed``; the caller's global
   RNG state is saved and restored, so ``fit`` has no side effect on it;
 * frozen BatchNorm layers (all affine parameters with ``requires_grad=False``) stay in eval mode,
-  so a frozen feature extractor keeps its running statistics.
+  so a frozen feature extractor keeps its running statistics;
+* after the last epoch (before restoring the best one), eval-mode accuracy on (1,024 of) the
+  training inputs is compared with that epoch's train-mode accuracy: far below it warns
+  (``TrainEvalGapWarning``, see :mod:`deepscope.models.train_checks`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from deepscope.models.execution import (
     predict_proba,
 )
 from deepscope.models.inputs import as_xy, classes_of
+from deepscope.models.train_checks import check_train_eval_gap
 
 __all__ = ["EpochStats", "Evaluation", "evaluate", "fit", "predict_logits", "predict_proba"]
 
@@ -358,6 +362,7 @@ def fit(
 
     best: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    last_accuracy = 0.0  # train-mode accuracy of the last epoch
     stale = 0
     try:
         with torch.random.fork_rng(devices=rng_devices):
@@ -392,12 +397,15 @@ def fit(
                     seconds=time.perf_counter() - start,
                     improved=improved,
                 )
+                last_accuracy = stats.train_accuracy
                 if history is not None:
                     history.append(stats)
                 if progress:
                     tqdm.write(_epoch_line(stats))
                 if patience is not None and stale >= patience:
                     break
+        # the weights that just reached last_accuracy in train mode, before any restore
+        check_train_eval_gap(model, x, y, last_accuracy, seed=seed)
         if best_state is not None:
             model.load_state_dict(best_state)
     finally:
