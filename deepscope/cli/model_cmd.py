@@ -96,6 +96,19 @@ def fit_with_recipe(model: nn.Module, train_ds: ds_data.Dataset, val_ds: ds_data
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _bug_recipe(bug: str | None, label: int | None, keep: float) -> dict | None:
+    """``--bug/--bug-label/--bug-keep`` as the recipe ``models.training_split`` takes."""
+    if bug is None:
+        if label is not None:
+            raise InputError("--bug-label needs --bug (underfit or overfit)")
+        return None
+    if bug not in models.bugs.names():
+        raise InputError(f"--bug must be one of {', '.join(models.bugs.names())}, got {bug!r}")
+    if label is None:
+        raise InputError("--bug needs --bug-label (the label the bug hits)")
+    return {"kind": bug, "label": label, "keep": keep}
+
+
 @user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `data list`)."),
@@ -119,6 +132,13 @@ def train(
                               "the MODE split of train+test seeded by --seed (early stopping on "
                               "its validation part), which `diagnose` and `repair` need to "
                               "work on unseen data. Recorded in the checkpoint."),
+    bug: str | None = typer.Option(None, help="Inject a bug into the training data: underfit "
+                                   "(keep a --bug-keep share of --bug-label's samples) or overfit "
+                                   "(keep only the share nearest one prototype). Recorded in the "
+                                   "checkpoint, so diagnose/repair see the same data."),
+    bug_label: int | None = typer.Option(None, help="Label the injected bug hits."),
+    bug_keep: float = typer.Option(0.1, min=0.0, max=1.0, help="Share of --bug-label's "
+                                   "training samples kept by --bug."),
     overwrite: bool = typer.Option(False, help="Replace an existing checkpoint file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -130,12 +150,13 @@ def train(
         raise InputError(f"--split must be 'train' or 'mode', got {split!r}")
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}")
+    injected = _bug_recipe(bug, bug_label, bug_keep)
     recipe = train_settings(arch, epochs=epochs, batch_size=batch_size, lr=lr,
                             val_fraction=val_fraction, patience=patience, augment=augment)
     epochs, val_fraction = recipe.epochs, recipe.val_fraction
     parts = models.training_split(lambda s: ds_data.load(dataset, s, progress=not quiet),
                                   dataset=dataset, protocol=_TRAIN_SPLITS[split], seed=seed,
-                                  limit=limit, val_fraction=val_fraction)
+                                  limit=limit, val_fraction=val_fraction, bug=injected)
     train_ds, val_ds, test_ds = parts.train, parts.validation, parts.test
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
     model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
@@ -185,6 +206,9 @@ def evaluate(
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)
     ds = _limited(ds, limit, 0)
+    warning = models.provenance.overlap_warning(ckpt.training_data, dataset, split)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     evaluation = models.evaluate(ckpt.model, ds)
     if confusion is not None:
         from deepscope.report import plots
@@ -199,6 +223,7 @@ def evaluate(
         "accuracy": evaluation.accuracy,
         "per_label": _per_label(evaluation),
         "confusion": evaluation.confusion.tolist(),
+        "warning": warning,
     }
     if json_out:
         print_json(payload)

@@ -147,7 +147,7 @@ def heldout_split(
             "pool, validation and test parts overlap; to repair it, retrain it on the MODE train "
             f"part (deepscope train --split mode --seed {td.seed})")
     again = training_split(load, dataset=td.dataset, protocol=td.protocol, seed=td.seed,
-                           limit=td.limit, val_fraction=td.val_fraction)
+                           limit=td.limit, val_fraction=td.val_fraction, bug=td.bug)
     if again.record.fingerprint != td.fingerprint:
         raise InputError(
             f"the data of {td.dataset} no longer matches the checkpoint: cutting "

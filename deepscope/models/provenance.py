@@ -36,6 +36,7 @@ __all__ = [
     "TrainingData",
     "TrainingSplit",
     "data_fingerprint",
+    "overlap_warning",
     "sample_ids",
     "training_split",
     "weights_fingerprint",
@@ -104,6 +105,9 @@ class TrainingData:
         ``val_fraction`` share of the training split) or ``"mode-validation"``.
     val_fraction : float
         Share of the training split held out for validation (0 when none or MODE's part).
+    bug : dict or None
+        An injected bug (``{"kind", "label", "keep", "seed"}``, see :mod:`deepscope.models.bugs`)
+        applied to the cut training set before fitting; None for none.
     """
 
     dataset: str
@@ -115,6 +119,7 @@ class TrainingData:
     fingerprint: str
     validation: str = "none"
     val_fraction: float = 0.0
+    bug: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -125,14 +130,14 @@ class TrainingData:
 
     @classmethod
     def of(cls, train: Dataset, *, dataset: str, protocol: str, seed: int,
-           limit: int | None = None, validation: str = "none", val_fraction: float = 0.0
-           ) -> TrainingData:
+           limit: int | None = None, validation: str = "none", val_fraction: float = 0.0,
+           bug: Mapping[str, Any] | None = None) -> TrainingData:
         """Describe ``train`` (the samples actually fitted on) and how it was obtained."""
         split = {"official": "train", "mode": "mode-train"}.get(protocol, train.split)
         return cls(dataset=str(dataset), protocol=protocol, split=split, seed=int(seed),
                    limit=None if limit is None else int(limit), n_samples=len(train),
                    fingerprint=data_fingerprint(train), validation=str(validation),
-                   val_fraction=float(val_fraction))
+                   val_fraction=float(val_fraction), bug=None if bug is None else dict(bug))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (what checkpoints store)."""
@@ -147,7 +152,8 @@ class TrainingData:
                        limit=None if d.get("limit") is None else int(d["limit"]),
                        n_samples=int(d["n_samples"]), fingerprint=str(d["fingerprint"]),
                        validation=str(d.get("validation", "none")),
-                       val_fraction=float(d.get("val_fraction", 0.0)))
+                       val_fraction=float(d.get("val_fraction", 0.0)),
+                       bug=None if d.get("bug") is None else dict(d["bug"]))
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise CheckpointError(f"the checkpoint's {METADATA_KEY!r} entry is malformed "
                                   f"({type(exc).__name__}: {exc})") from None
@@ -168,7 +174,9 @@ class TrainingData:
                 "mode": f"the MODE train part of {self.dataset}"}.get(
                     self.protocol, f"{self.split!r} of {self.dataset}")
         limit = f", --limit {self.limit}" if self.limit is not None else ""
-        return f"{what} (seed {self.seed}{limit}, {self.n_samples} samples)"
+        bug = (f", injected {self.bug['kind']} bug on label {self.bug['label']}"
+               if self.bug else "")
+        return f"{what} (seed {self.seed}{limit}{bug}, {self.n_samples} samples)"
 
 
 @dataclass(frozen=True)
@@ -187,8 +195,8 @@ class TrainingSplit:
 
 
 def training_split(load: Callable[[str], Dataset], *, dataset: str, protocol: str = "official",
-                   seed: int = 0, limit: int | None = None, val_fraction: float = 0.1
-                   ) -> TrainingSplit:
+                   seed: int = 0, limit: int | None = None, val_fraction: float = 0.1,
+                   bug: Mapping[str, Any] | None = None) -> TrainingSplit:
     """Cut the training data as ``deepscope train`` does, and record how (one place for both).
 
     Parameters
@@ -209,6 +217,10 @@ def training_split(load: Callable[[str], Dataset], *, dataset: str, protocol: st
         Take a seeded, stratified slice of this many samples first (of train, or of all).
     val_fraction : float
         Validation share of the official train split; with ``"mode"`` only ``0`` (none) or not.
+    bug : dict, optional
+        ``{"kind": "underfit"|"overfit", "label": L, "keep": share}`` (and optionally
+        ``"seed"``, default ``seed``): inject that bug (:func:`deepscope.models.bugs.get`) into
+        the training set once it is cut; validation and test stay as they are.
     """
     parts = None
     if protocol == "official":
@@ -225,10 +237,63 @@ def training_split(load: Callable[[str], Dataset], *, dataset: str, protocol: st
         validation, val_fraction = ("mode-validation" if val is not None else "none"), 0.0
     else:
         raise InputError(f"protocol must be 'official' or 'mode', got {protocol!r}")
+    recipe = None
+    if bug is not None:
+        train, recipe = _inject(train, bug, seed)
     record = TrainingData.of(train, dataset=dataset, protocol=protocol, seed=seed, limit=limit,
                              validation=validation,
-                             val_fraction=val_fraction if val is not None else 0.0)
+                             val_fraction=val_fraction if val is not None else 0.0, bug=recipe)
     return TrainingSplit(train=train, validation=val, test=test, record=record, mode=parts)
+
+
+def overlap_warning(record: TrainingData | None, dataset: str, split: str) -> str | None:
+    """Why accuracy on ``dataset``'s ``split`` may include the model's own training samples.
+
+    Parameters
+    ----------
+    record : TrainingData or None
+        The checkpoint's record (None: nothing is known, nothing is said).
+    dataset : str
+        The evaluated dataset.
+    split : {"train", "test", "all"}
+        The evaluated split of it.
+
+    Returns
+    -------
+    str or None
+        One sentence, or None when the split is known to be unseen (or nothing is recorded).
+    """
+    if record is None or record.dataset != dataset or record.protocol == "custom":
+        return None
+    if record.protocol == "mode":
+        return (f"the model was trained on the MODE train part of {dataset}'s train+test "
+                f"(seed {record.seed}), which overlaps the official {split} split: this "
+                f"accuracy is optimistic; `deepscope diagnose` measures the MODE test part")
+    if split in ("train", "all"):
+        return (f"the model was trained on {dataset}'s official train split: accuracy on "
+                f"'{split}' includes its own training samples")
+    return None
+
+
+def _inject(train: Dataset, bug: Mapping[str, Any], seed: int
+            ) -> tuple[Dataset, dict[str, Any]]:
+    """Apply a bug recipe to ``train``; return the buggy set and the plain-type recipe."""
+    from deepscope.models import bugs
+
+    unknown = set(bug) - {"kind", "label", "keep", "seed"}
+    if unknown or "kind" not in bug or "label" not in bug:
+        raise InputError(f"a bug is {{'kind', 'label', 'keep', 'seed'}} (kind and label needed), "
+                         f"got {dict(bug)!r}")
+    kind = str(bug["kind"])
+    if kind not in bugs.names():
+        raise InputError(f"unknown bug kind {kind!r}; choose one of {', '.join(bugs.names())}")
+    label, keep = bug["label"], float(bug.get("keep", 0.1))
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < train.num_classes:
+        raise InputError(f"the bug's label must be an integer in 0..{train.num_classes - 1}, got "
+                         f"{label!r}")
+    bug_seed = int(bug.get("seed", seed))
+    buggy, _ = bugs.get(kind)(train, label, keep=keep, seed=bug_seed)
+    return buggy, {"kind": kind, "label": label, "keep": keep, "seed": bug_seed}
 
 
 def weights_fingerprint(model: nn.Module) -> str:

@@ -122,3 +122,53 @@ def test_detect_run_refuses_a_detector_fitted_on_other_weights(trained_checkpoin
     assert ok.stderr == ""
     wrong = CliRunner().invoke(app, ["detect", "run", str(det), str(other_weights), *args])
     assert_one_line_error(wrong, "fitted on another model", "different weights")
+
+
+def test_an_injected_bug_is_recorded_and_diagnosed_on_the_same_data(tmp_path):
+    out = tmp_path / "buggy.pt"
+    result = CliRunner().invoke(app, [
+        "train", "-d", "mnist", "-a", "mlp-100k", "--epochs", "4", "--limit", "10000",
+        "--split", "mode", "--bug", "underfit", "--bug-label", "5", "--bug-keep", "0.05",
+        "--out", str(out), "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["training_data"]
+    assert record["bug"] == {"kind": "underfit", "label": 5, "keep": 0.05, "seed": 0}
+    # the recorded training set is the buggy one: far fewer 5s than the MODE train part has
+    ckpt = models.load_checkpoint(out)
+    held = debug.heldout_split(ckpt.training_data, _mnist, dataset="mnist", purpose="repair")
+    counts = held.train.class_counts()
+    assert counts[5] < 0.2 * np.median(counts)
+    assert held.train.y.numel() == record["n_samples"]
+    result = CliRunner().invoke(app, ["diagnose", str(out), "-d", "mnist", "--json"])
+    assert result.exit_code == 0, result.output
+    bugs = json.loads(result.stdout)["bugs"]
+    assert [(b["label"], b["kind"]) for b in bugs] == [(5, "underfit")]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--bug", "underfit"), "--bug needs --bug-label"),
+    (("--bug-label", "5"), "--bug-label needs --bug"),
+    (("--bug", "sideways", "--bug-label", "5"), "--bug must be one of"),
+    (("--bug", "underfit", "--bug-label", "12"), "label must be an integer in 0..9"),
+])
+def test_bad_bug_options_are_one_line(args, fragment, tmp_path, assert_one_line_error):
+    result = CliRunner().invoke(app, ["train", "-d", "mnist", "-a", "mlp-100k", "--limit", "300",
+                                      "--epochs", "1", "-o", str(tmp_path / "m.pt"), "-q",
+                                      *args])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_evaluate_warns_when_the_split_overlaps_the_training_data(trained_checkpoint,
+                                                                   mode_checkpoint):
+    def run(ckpt, split):
+        result = CliRunner().invoke(app, ["evaluate", str(ckpt), "-d", "mnist", "--split", split,
+                                          "--limit", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["warning"], result.stderr
+
+    assert run(trained_checkpoint, "test") == (None, "")
+    warning, stderr = run(trained_checkpoint, "train")
+    assert "includes its own training samples" in warning and stderr.startswith("warning:")
+    warning, _ = run(mode_checkpoint, "test")
+    assert "MODE train part" in warning and "optimistic" in warning
