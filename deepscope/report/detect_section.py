@@ -149,6 +149,24 @@ def detection_rows(report: DetectionReport) -> list[dict[str, Any]]:
     return rows
 
 
+def _who_detects_more(rep: DetectionReport) -> str:
+    """One sentence: which detector flagged more successful attacks, pooled over the attacks."""
+    pooled = {}
+    for det in rep.detectors:
+        cells = [rep.counts[det][a] for a in rep.attacks if rep.counts[det][a] is not None]
+        k, n = sum(c[0] for c in cells), sum(c[1] for c in cells)
+        if n:
+            pooled[det] = (k, n)
+    if len(pooled) < 2:
+        return ""
+    ranked = sorted(pooled.items(), key=lambda kv: kv[1][0] / kv[1][1], reverse=True)
+    (best, (kb, nb)), (other, (ko, no)) = ranked[0], ranked[1]
+    if kb * no == ko * nb:
+        return f"{best} and {other} flag the same share of successful attacks ({kb}/{nb}). "
+    return (f"In this run {best} flags more successful attacks than {other} ({kb}/{nb} vs "
+            f"{ko}/{no}, all attacks pooled). ")
+
+
 def _small_sample_note(rep: DetectionReport) -> str:
     """Say how far the rates can be trusted, from the widest interval in the table."""
     widths = []
@@ -161,7 +179,7 @@ def _small_sample_note(rep: DetectionReport) -> str:
     if not widths:
         return "No benign input and no successful attack to count."
     width, n = max(widths)
-    return (f"Each cell counts correctly classified benign faces (FP) or successful attacks "
+    return (_who_detects_more(rep) + f"Each cell counts correctly classified benign faces (FP) or successful attacks "
             f"only; with n as small as {n}, a 95% interval is up to {width:.0%} wide, so the "
             f"rates here show the method at work rather than rank the detectors. "
             f"bench/results/ami.md measures them on hundreds of attacked faces.")

@@ -85,6 +85,21 @@ def test_detection_cells_carry_their_n_and_a_95_percent_interval():
     assert row["FP (benign)"].startswith("5% (1/20; 95% CI 1%–24%)")
 
 
+def test_the_section_says_which_detector_flags_more():
+    from deepscope.report.detect_section import _small_sample_note
+
+    rep = DetectionReport(detectors=("AmI", "Feature squeezing"), attacks=("FGSM", "BIM"),
+                          counts={"AmI": {"fp": (1, 20), "FGSM": (0, 8), "BIM": (3, 8)},
+                                  "Feature squeezing": {"fp": (2, 20), "FGSM": (6, 8),
+                                                        "BIM": (5, 8)}},
+                          attack_success={"FGSM": (8, 10), "BIM": (8, 10)}, n_benign=24,
+                          n_correct=20, thresholds={}, target_fprs={})
+    note = _small_sample_note(rep)
+    assert note.startswith("In this run Feature squeezing flags more successful attacks than "
+                           "AmI (11/16 vs 3/16, all attacks pooled).")
+    assert "n as small as 8" in note
+
+
 def test_wilson_interval_matches_known_values_and_refuses_nonsense():
     assert wilson_interval(0, 8) == pytest.approx((0.0, 0.3244), abs=1e-4)
     assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
