@@ -17,6 +17,13 @@ STEER_LAYERS = TABLE_LAYERS[-4:]
 __all__ = ["notes", "render", "render_reduced", "targets"]
 
 
+def _config_rows(d: dict) -> list[str]:
+    """One markdown row per chosen steering configuration (detector, fold, layers, α, β, ε)."""
+    return [f"| {name} | {cfg['fold']} | {', '.join(cfg['layers'])} | {cfg['alpha']:g} | "
+            f"{cfg['beta']:g} | {cfg['epsilon']:g} | {cfg['threshold']:.3f} |"
+            for name, cfgs in d["configs"].items() for cfg in cfgs if "layers" in cfg]
+
+
 def _rate(c: list[int]) -> float | None:
     return c[0] / c[1] if c[1] else None
 
@@ -49,12 +56,7 @@ def render_reduced(d: dict[str, Any]) -> str:
                                 for r in rates) + " |")
     out += ["", "| detector | fold | layers | α | β | ε | threshold |",
             "|---|---|---|---|---|---|---|"]
-    for name, cfgs in d["configs"].items():
-        for cfg in cfgs:
-            if "layers" in cfg:
-                out.append(f"| {name} | {cfg['fold']} | {', '.join(cfg['layers'])} | "
-                           f"{cfg['alpha']:g} | {cfg['beta']:g} | {cfg['epsilon']:g} | "
-                           f"{cfg['threshold']:.3f} |")
+    out += _config_rows(d)
     out += ["", "| cell | attack | parameters | faces | successful |", "|---|---|---|---|---|"]
     out += [f"| {k} | {a['attack']} | `{a['params']}` | {a['n']} | {a['success']} |"
             for k, a in d["attacks"].items()]
@@ -149,12 +151,7 @@ def render(d: dict[str, Any]) -> str:
             f"[x, x]) {c['naive_s']*1000:.0f} ms = {c['naive_ratio']:.2f}×.", ""]
     out += ["## Chosen steering configurations", "",
             "| detector | fold | layers | α | β | ε | threshold |", "|---|---|---|---|---|---|---|"]
-    for name, cfgs in d["configs"].items():
-        for cfg in cfgs:
-            if "layers" in cfg:
-                out.append(f"| {name} | {cfg['fold']} | {', '.join(cfg['layers'])} | "
-                           f"{cfg['alpha']:g} | {cfg['beta']:g} | {cfg['epsilon']:g} | "
-                           f"{cfg['threshold']:.3f} |")
+    out += _config_rows(d)
     out += ["", f"Grid: steered layers = the last 1–4 of {', '.join(STEER_LAYERS)}; α ∈ "
             f"{d['alphas']}; ε ∈ {d['epsilons']} (strengthening-only: {d['stn_epsilons']}); "
             "β = 1; the configuration whose natural rule (label flips) is closest to the "

@@ -78,6 +78,21 @@ def _root(
         raise typer.Exit(0)
 
 
+def leaf_commands() -> dict[str, object]:
+    """Every leaf command of the app by its full name (``"detect fit"``) → its click command."""
+    tree: dict[str, object] = {}
+
+    def walk(group, prefix: str) -> None:
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                walk(cmd, f"{prefix}{name} ")
+            else:
+                tree[f"{prefix}{name}"] = cmd
+
+    walk(typer.main.get_command(app), "")
+    return tree
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

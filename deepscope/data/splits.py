@@ -122,6 +122,12 @@ def stratified_split(
     ]
 
 
+def _check_fraction(val_fraction: object) -> None:
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not (
+            0 < val_fraction < 1):
+        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+
+
 def train_val_split(
     ds: Dataset, val_fraction: float = 0.1, *, seed: int = 0
 ) -> tuple[Dataset, Dataset]:
@@ -132,8 +138,7 @@ def train_val_split(
     (Dataset, Dataset)
         ``(train, validation)`` with splits named ``"train"`` and ``"validation"``.
     """
-    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    _check_fraction(val_fraction)
     train, val = stratified_split(
         ds, [1.0 - val_fraction, val_fraction], seed=seed, names=("train", "validation")
     )
@@ -155,8 +160,7 @@ def group_split(
     (Dataset, Dataset)
         ``(train, validation)`` with splits named ``"train"`` and ``"validation"``.
     """
-    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    _check_fraction(val_fraction)
     if ds.groups is None:
         raise InputError(f"{ds.name} has no groups; use train_val_split instead")
     names, counts = np.unique(ds.groups, return_counts=True)

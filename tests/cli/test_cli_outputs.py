@@ -8,33 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from deepscope.cli.main import app
+from deepscope.cli.main import app, leaf_commands
 
 DATA = os.environ.get("DEEPSCOPE_DATA", "")
 needs_data = pytest.mark.skipif(not (DATA and Path(DATA, "mnist").exists()),
                                 reason="real datasets not available (set DEEPSCOPE_DATA)")
 
 
-def _leaf_commands() -> dict[str, object]:
-    tree: dict[str, object] = {}
-
-    def walk(group, prefix: str) -> None:
-        for name, cmd in group.commands.items():
-            if hasattr(cmd, "commands"):
-                walk(cmd, f"{prefix}{name} ")
-            else:
-                tree[f"{prefix}{name}"] = cmd
-
-    walk(typer.main.get_command(app), "")
-    return tree
 
 
-@pytest.mark.parametrize("name", sorted(_leaf_commands()))
+@pytest.mark.parametrize("name", sorted(leaf_commands()))
 def test_piped_help_shows_every_option_name_in_full(name):
-    cmd = _leaf_commands()[name]
+    cmd = leaf_commands()[name]
     result = CliRunner().invoke(app, [*name.split(), "--help"])  # stdout is not a TTY here
     assert result.exit_code == 0, result.output
     for param in cmd.params:
@@ -166,7 +153,7 @@ def test_outputs_are_written_only_after_the_work(trained_checkpoint, tmp_path, m
 
 def test_every_command_that_writes_has_overwrite_off_by_default():
     """One rule: an existing output is refused unless ``--overwrite`` (item 8)."""
-    for name, cmd in _leaf_commands().items():
+    for name, cmd in leaf_commands().items():
         writes = [p for p in cmd.params if p.name in ("out", "confusion", "grid", "overlays")]
         if writes:
             names = {p.name for p in cmd.params}

@@ -12,27 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deepscope.cli.main import app
+from deepscope.cli.main import app, leaf_commands
 
 DATA = os.environ.get("DEEPSCOPE_DATA", "")
 pytestmark = pytest.mark.skipif(not (DATA and Path(DATA, "mnist").exists()),
                                 reason="real datasets not available (set DEEPSCOPE_DATA)")
 
-def command_tree() -> dict[str, object]:
-    """Every leaf command of the app by its full name (``"detect fit"``)."""
-    import typer
-
-    tree: dict[str, object] = {}
-
-    def walk(group, prefix: str) -> None:
-        for name, cmd in group.commands.items():
-            if hasattr(cmd, "commands"):
-                walk(cmd, f"{prefix}{name} ")
-            else:
-                tree[f"{prefix}{name}"] = cmd
-
-    walk(typer.main.get_command(app), "")
-    return tree
 
 
 M = "{in}/model.pt"
@@ -70,7 +55,7 @@ def inputs(tmp_path_factory, trained_checkpoint, mode_checkpoint) -> Path:
 
 
 def test_the_table_has_every_command_with_json():
-    assert set(COMMANDS) == {name for name, cmd in command_tree().items()
+    assert set(COMMANDS) == {name for name, cmd in leaf_commands().items()
                              if any("--json" in p.opts for p in cmd.params)}
 
 
