@@ -23,7 +23,7 @@ from deepscope._jsonable import to_jsonable
 from deepscope._typing import PathType
 from deepscope.errors import InputError
 
-__all__ = ["check_destination", "read_npz", "write_npz"]
+__all__ = ["check_destination", "read_npz", "subarrays", "write_npz"]
 
 _META = "meta_json"
 
@@ -106,3 +106,12 @@ def read_npz(
             f"version {', '.join(map(str, versions))}"
         )
     return header, arrays
+
+
+def subarrays(arrays: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of ``arrays`` whose name starts with ``prefix``, with the prefix removed.
+
+    Composite results store their parts' arrays under ``"part/"`` prefixes; this reads one part
+    back (``subarrays({"mode/w": a, "x": b}, "mode/") == {"w": a}``).
+    """
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
 
 from deepscope.attacks._checks import check_number
+from deepscope.attacks._ops import margin_and_grad, tanh_image, tanh_start
 from deepscope.attacks.base import Attack
 
 
@@ -31,3 +35,26 @@ class CarliniWagner(Attack):
         self.confidence = check_number("confidence", confidence, low=0.0)
         self.tanh_scale = check_number("tanh_scale", tanh_scale, low=0.0, high=1.0 - 1e-12,
                                        low_open=True)
+
+    def _forward(self, r: Any, targeted: bool, iters: torch.Tensor, n: int, n_step: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimisation step's forward pass over the rows ``r`` still running.
+
+        Returns the image, d(image)/dw, the margin and its gradient; counts the step in
+        ``iters`` and moves the progress bar (the larger of the share of ``n`` rows finished and
+        ``n_step`` over :meth:`estimated_cost`).
+        """
+        xa, dxdw = tanh_image(r.x, r.w0, r.t0, r.dw)
+        m, gm = margin_and_grad(self.model, xa, r.lab, targeted)
+        iters[r.idx] += 1
+        self._tick(max(1.0 - len(r) / n, min(n_step / self.estimated_cost(), 0.99)),
+                   step=n_step)
+        return xa, dxdw, m, gm
+
+    def _start(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+               ) -> tuple[bool, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(targeted, labels, w0, t0)``: the labels the margin is taken against (the target,
+        or the true label) and the tanh start of ``x``."""
+        targeted = target is not None
+        w0, t0 = tanh_start(x, self.tanh_scale)
+        return targeted, target if targeted else y, w0, t0

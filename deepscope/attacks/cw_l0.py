@@ -18,9 +18,6 @@ from deepscope.attacks._ops import (
     expand,
     is_adversarial,
     lowest_k_mask,
-    margin_and_grad,
-    tanh_image,
-    tanh_start,
 )
 from deepscope.attacks.base import ATTACKS, L0_TOL
 
@@ -93,11 +90,9 @@ class CarliniWagnerL0(CarliniWagner):
         return int(self.steps * (self.max_const_steps + 1) * 10)
 
     def _attack_batch(self, x, y, target, aux, gen):
-        targeted = target is not None
-        labels = target if targeted else y
+        targeted, labels, w0, t0 = self._start(x, y, target)
         n, dev = x.shape[0], x.device
         kappa = self.confidence
-        w0, t0 = tanh_start(x, self.tanh_scale)
         best = x.clone()
         iters = torch.zeros(n, dtype=torch.int64, device=dev)
         check_every = max(1, math.ceil(self.steps / 10))
@@ -118,13 +113,10 @@ class CarliniWagnerL0(CarliniWagner):
             useful_prev=x.new_zeros((n, x.shape[2] * x.shape[3])), unchanged_prev=ints(),
             klast=ints(), dw_best=torch.zeros_like(x), c_best=const.clone(),
         )
-        n_step, budget = 0, self.estimated_cost()  # progress: share done or steps/budget
+        n_step = 0
         while len(r) > 0:
-            xa, dxdw = tanh_image(r.x, r.w0, r.t0, r.dw)
-            m, gm = margin_and_grad(self.model, xa, r.lab, targeted)
-            iters[r.idx] += 1
             n_step += 1
-            self._tick(max(1.0 - len(r) / n, min(n_step / budget, 0.99)), step=n_step)
+            xa, dxdw, m, gm = self._forward(r, targeted, iters, n, n_step)
             delta = xa - r.x
             adv = is_adversarial(m, kappa)
             go = ~adv

@@ -17,7 +17,6 @@ from deepscope.attacks._ops import (
     is_adversarial,
     margin_and_grad,
     tanh_image,
-    tanh_start,
 )
 from deepscope.attacks.base import ATTACKS
 
@@ -77,11 +76,9 @@ class CarliniWagnerL2(CarliniWagner):
         return int(self.binary_search_steps * self.steps)
 
     def _attack_batch(self, x, y, target, aux, gen):
-        targeted = target is not None
-        labels = target if targeted else y
+        targeted, labels, w0, t0 = self._start(x, y, target)
         n = x.shape[0]
         kappa = self.confidence
-        w0, t0 = tanh_start(x, self.tanh_scale)
         const = x.new_full((n,), self.initial_const)
         lower = torch.zeros_like(const)
         upper = torch.full_like(const, math.inf)

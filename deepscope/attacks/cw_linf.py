@@ -16,9 +16,6 @@ from deepscope.attacks._ops import (
     adam_step,
     expand,
     is_adversarial,
-    margin_and_grad,
-    tanh_image,
-    tanh_start,
 )
 from deepscope.attacks.base import ATTACKS
 
@@ -83,24 +80,19 @@ class CarliniWagnerLinf(CarliniWagner):
         return int(self.max_iter * max(1, rounds))
 
     def _attack_batch(self, x, y, target, aux, gen):
-        targeted = target is not None
-        labels = target if targeted else y
+        targeted, labels, w0, t0 = self._start(x, y, target)
         n = x.shape[0]
         kappa = self.confidence
-        w0, t0 = tanh_start(x, self.tanh_scale)
         best = x.clone()
         iters = torch.zeros(n, dtype=torch.int64, device=x.device)
         r = Rows(idx=torch.arange(n, device=x.device), x=x, w0=w0, t0=t0, lab=labels,
                  dw=torch.zeros_like(x), m=torch.zeros_like(x), v=torch.zeros_like(x),
                  t=x.new_zeros(n), tau=x.new_ones(n), c=x.new_full((n,), self.initial_const),
                  inner=torch.zeros(n, dtype=torch.int64, device=x.device))
-        n_step, budget = 0, self.estimated_cost()  # progress: share done or steps/budget
+        n_step = 0
         while len(r) > 0:
-            xa, dxdw = tanh_image(r.x, r.w0, r.t0, r.dw)
-            m, gm = margin_and_grad(self.model, xa, r.lab, targeted)
-            iters[r.idx] += 1
             n_step += 1
-            self._tick(max(1.0 - len(r) / n, min(n_step / budget, 0.99)), step=n_step)
+            xa, dxdw, m, gm = self._forward(r, targeted, iters, n, n_step)
             delta = xa - r.x
             tau = expand(r.tau, delta)
             over = delta.abs() > tau

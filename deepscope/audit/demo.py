@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 from deepscope import data as ds_data
 from deepscope import models
 from deepscope._jsonable import to_jsonable
+from deepscope._persist import subarrays
 from deepscope.audit.detection import DetectionExperiment, detection_experiment
 from deepscope.debug import StrategyComparison, compare_strategies
 from deepscope.explain import compare
@@ -173,9 +175,7 @@ class DemoExperiment(Persistent):
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray],
                     model: torch.nn.Module | None = None) -> DemoExperiment:
         """Rebuild; ``model`` (the buggy architecture) is needed only for a MODE part."""
-        def part(prefix: str) -> dict[str, np.ndarray]:
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
+        part = partial(subarrays, arrays)
         evals = {key: Evaluation(accuracy=float(e["accuracy"]),
                                  per_label=arrays[f"eval/{key}/per_label"],
                                  confusion=arrays[f"eval/{key}/confusion"],

@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from deepscope import attacks
+from deepscope._persist import subarrays
 from deepscope._validate import check_int
 from deepscope.data import load
 from deepscope.detect import (
@@ -135,10 +137,8 @@ class DetectionExperiment(Persistent):
     @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], *args: Any,
                     **kwargs: Any) -> DetectionExperiment:
-        def sub(prefix: str) -> dict[str, np.ndarray]:
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-        votes = {k: torch.from_numpy(v.copy()) for k, v in sub("votes.").items()}
+        part = partial(subarrays, arrays)
+        votes = {k: torch.from_numpy(v.copy()) for k, v in part("votes.").items()}
         return cls(
             accuracy=float(meta["accuracy"]), n_test=int(meta["n_test"]),
             n_calib=int(meta["n_calib"]), n_attack=int(meta["n_attack"]),
@@ -150,8 +150,8 @@ class DetectionExperiment(Persistent):
             example_titles=tuple(meta["example_titles"]),
             example_boxes=torch.from_numpy(arrays["example_boxes"].copy()),
             box_names=tuple(meta["box_names"]),
-            ami_examples=DetectionResult._from_state(meta["ami_examples"], sub("ami.")),
-            fs_examples=DetectionResult._from_state(meta["fs_examples"], sub("fs.")),
+            ami_examples=DetectionResult._from_state(meta["ami_examples"], part("ami.")),
+            fs_examples=DetectionResult._from_state(meta["fs_examples"], part("fs.")),
             seconds={k: float(v) for k, v in meta["seconds"].items()})
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from deepscope._jsonable import to_jsonable
+from deepscope._persist import subarrays
 from deepscope.data import Dataset, ModeSplit
 from deepscope.debug import heatmaps
 from deepscope.debug.analysis import PoolAnalysis
@@ -100,9 +102,7 @@ class StrategyComparison(Persistent):
     @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray],
                     model: nn.Module | None = None) -> StrategyComparison:
-        def part(prefix: str) -> dict[str, np.ndarray]:
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
+        part = partial(subarrays, arrays)
         results = {name: RepairResult._from_state(r_meta, part(f"result/{name}/"), model)
                    for name, r_meta in meta["results"].items()}
         dhms = {k: heatmaps.DHM(k, arrays[f"dhm/{k}"], float(d["sign"]), dict(d["subset_sizes"]))

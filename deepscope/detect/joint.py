@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from deepscope._persist import subarrays
 from deepscope._validate import check_int, check_probability
 from deepscope.detect.base import DETECTORS, DetectionResult, Detector, check_images
 from deepscope.detect.calibration import hold_out
@@ -205,9 +206,8 @@ class JointDetector(Detector):
                  *, progress: bool) -> JointDetector:
         dets = []
         for i, m in enumerate(meta["members"]):
-            prefix = f"m{i}."
-            arr = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            dets.append(Detector.from_state(model, m, arr, progress=progress))
+            dets.append(Detector.from_state(model, m, subarrays(arrays, f"m{i}."),
+                                            progress=progress))
         return cls(dets, target_fpr=float(meta["target_fpr"]),
                    calib_fraction=meta["calib_fraction"], seed=meta["seed"],
                    batch_size=int(meta["batch_size"]), progress=progress)
