@@ -121,6 +121,14 @@ def markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], command: str)
     return "\n".join(lines)
 
 
+def _previous(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    try:
+        previous = json.loads(out.with_suffix(".json").read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        previous = []
+    return {(r["model"], r["seed"]): r for r in previous}
+
+
 def run(only: list[str] | None, *, seed: int, epochs: int | None, progress: bool,
         command: str, out: Path = OUT) -> Path:
     """Train the taggers (``only`` or all), merge with earlier rows, write the tables."""
@@ -128,17 +136,13 @@ def run(only: list[str] | None, *, seed: int, epochs: int | None, progress: bool
     unknown = sorted(set(names) - set(taggers()))
     if unknown:
         raise SystemExit(f"not function-start taggers: {unknown}; choose from {taggers()}")
-    try:
-        previous = json.loads(out.with_suffix(".json").read_text())["rows"]
-    except (OSError, ValueError, KeyError):
-        previous = []
-    rows = {(r["model"], r["seed"]): r for r in previous}
     data.load(DATASET, "train", progress=progress)  # builds the dataset if needed
     current = function_starts.current_build()
     assert current is not None
     manifest = current[1]
     for arch in names:
         row = train(arch, seed=seed, epochs=epochs, progress=progress)
+        rows = _previous(out)  # read now: another run may have added rows meanwhile
         rows[(arch, seed)] = row
         print(" | ".join(_fmt(row)), flush=True)
         ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[1], taggers().index(k[0])))]
