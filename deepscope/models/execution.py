@@ -248,7 +248,9 @@ def check_model_input(model: nn.Module, x: torch.Tensor, what: str = "x") -> Non
 
     Raises :class:`InputError` when floating ``x`` holds NaN or infinite values, or when the
     model is a zoo model and one sample of ``x`` does not have its input shape (a raw torch
-    shape error would be the alternative).
+    shape error would be the alternative). Integer ``x`` (token / byte ids) must be int64 N×T
+    with ids in ``[0, num_embeddings)`` of the model's first ``nn.Embedding``; a zoo image model
+    refuses ids and a zoo sequence model refuses floats.
     """
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise InputError(f"{what} contains NaN or infinite values; clean the inputs first")

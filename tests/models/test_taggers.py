@@ -161,3 +161,16 @@ def test_wrong_inputs_are_clear_errors():
     with pytest.raises(InputError, match="class_weight"):
         models.fit(model, ret_pattern(4), epochs=1, class_weight=[1.0], progress=False)
     np.testing.assert_equal(models.predict_logits(model, ret_pattern(2)).shape, (2, 48, 2))
+
+
+def test_validation_of_per_position_data_is_whole_groups():
+    ds = ret_pattern(40)
+    grouped = Dataset(x=ds.x, y=ds.y, classes=ds.classes, name="ret", split="train",
+                      groups=[f"lib{i % 5}.a" for i in range(40)])
+    parts = models.training_split(lambda s: grouped, dataset="ret", val_fraction=0.2)
+    assert parts.record.validation == "group-split"
+    assert not set(parts.train.groups) & set(parts.validation.groups)
+    assert len(parts.train) + len(parts.validation) == 40
+    # per-position labels enter the content ids (two windows differing only in labels differ)
+    other = Dataset(x=ds.x[:1], y=1 - ds.y[:1], classes=ds.classes)
+    assert models.sample_ids(ds.subset(slice(0, 1)))[0] != models.sample_ids(other)[0]
