@@ -73,8 +73,10 @@ def describe_settings(s: models.zoo.TrainingDefaults) -> str:
     """One line: the training settings in use."""
     val = f"{s.val_fraction:.0%} validation split" if s.val_fraction > 0 else "no validation split"
     stop = f"patience {s.patience}" if s.val_fraction > 0 and s.patience else "fixed epochs"
+    weights = (f", class weights {', '.join(f'{w:g}' for w in s.class_weight)}"
+               if s.class_weight else "")
     return (f"{s.epochs} epochs, lr {s.lr:g}, batch {s.batch_size}, {val}, {stop}, "
-            f"augmentation {s.augment or 'none'}")
+            f"augmentation {s.augment or 'none'}{weights}")
 
 
 def fit_with_recipe(model: nn.Module, train_ds: ds_data.Dataset, val_ds: ds_data.Dataset | None,
