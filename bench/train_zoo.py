@@ -15,6 +15,11 @@ Usage::
 
     DEEPSCOPE_DATA=/path/to/data .venv/bin/python -m bench.train_zoo            # the full run
     .venv/bin/python -m bench.train_zoo --only cnn-8k --dataset fashion-mnist   # one pair
+    .venv/bin/python -m bench.train_zoo --dataset function-starts   # the byte taggers (F1)
+
+``--dataset function-starts`` trains the function-start taggers instead (per-byte F1 on
+held-out libraries, seconds per epoch, the dataset's size per split; see
+:mod:`bench.train_taggers`) and writes ``bench/results/train_zoo_function_starts.md``.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench import train_taggers
 from bench import zoo as zc
 from bench.common import RESULTS, write_text
 from deepscope.models import zoo
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="train only this zoo model (repeatable, or comma-separated)")
     parser.add_argument("--dataset", choices=[*zc.DIGIT_DATASETS, zc.FACE_DATASET,
-                                              zc.CIFAR_DATASET])
+                                              zc.CIFAR_DATASET, train_taggers.DATASET])
     parser.add_argument("--epochs", type=int, help="override every recipe's maximum epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cifar", action="store_true", help="also train the CIFAR-10 models")
@@ -157,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     only = [n for item in args.only for n in item.split(",")] if args.only else None
+    if args.dataset == train_taggers.DATASET:
+        command = "python -m bench.train_zoo " + " ".join(argv if argv is not None
+                                                          else sys.argv[1:])
+        out = train_taggers.run(only, seed=args.seed, epochs=args.epochs,
+                                progress=args.progress, command=command.strip())
+        print(out.read_text(), flush=True)
+        return 0
     jobs = _plan(only, args.dataset, args.cifar)
     print(f"training {len(jobs)} model(s): " + ", ".join(f"{a}/{d}" for a, d in jobs), flush=True)
     rows = _previous(args.out)

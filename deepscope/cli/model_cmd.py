@@ -73,8 +73,10 @@ def describe_settings(s: models.zoo.TrainingDefaults) -> str:
     """One line: the training settings in use."""
     val = f"{s.val_fraction:.0%} validation split" if s.val_fraction > 0 else "no validation split"
     stop = f"patience {s.patience}" if s.val_fraction > 0 and s.patience else "fixed epochs"
+    weights = (f", class weights {', '.join(f'{w:g}' for w in s.class_weight)}"
+               if s.class_weight else "")
     return (f"{s.epochs} epochs, lr {s.lr:g}, batch {s.batch_size}, {val}, {stop}, "
-            f"augmentation {s.augment or 'none'}")
+            f"augmentation {s.augment or 'none'}{weights}")
 
 
 def fit_with_recipe(model: nn.Module, train_ds: ds_data.Dataset, val_ds: ds_data.Dataset | None,
@@ -107,6 +109,42 @@ def _bug_recipe(bug: str | None, label: int | None, keep: float) -> dict | None:
     if label is None:
         raise InputError("--bug needs --bug-label (the label the bug hits)")
     return {"kind": bug, "label": label, "keep": keep}
+
+
+def build_config(arch: str, train_ds: ds_data.Dataset) -> dict[str, int]:
+    """``zoo.build`` keyword arguments (stored as the checkpoint's config): the number of
+    classes, and for a sequence model the dataset's vocabulary size (``info["vocab_size"]``)."""
+    config = {"num_classes": train_ds.num_classes}
+    vocab = train_ds.info.get("vocab_size")
+    if models.zoo.spec(arch).modality == "sequence" and vocab is not None:
+        config["vocab_size"] = int(vocab)
+    return config
+
+
+def calibrate(model: nn.Module, val_ds: ds_data.Dataset | None, *, quiet: bool
+              ) -> models.tagging.Calibration | None:
+    """For a tagger trained with a validation split: fold the F1-optimal decision threshold on
+    that split into the model (:func:`deepscope.models.tagging.calibrate_threshold`)."""
+    if val_ds is None or not val_ds.per_position or val_ds.num_classes != 2:
+        return None
+    result = models.tagging.calibrate_threshold(model, val_ds)
+    if not quiet:
+        err_console.print(
+            f"decision threshold {result.threshold:.3f} (logit margin {result.margin:+.2f}) "
+            f"chosen on the validation split: F1 {result.f1_before:.4f} → {result.f1_after:.4f}",
+            highlight=False, soft_wrap=True)
+    return result
+
+
+def _tagger_metrics(evaluation: models.Evaluation,
+                    decision: models.tagging.Calibration | None) -> dict[str, object]:
+    if not evaluation.per_position:
+        return {}
+    out: dict[str, object] = {"test_precision": evaluation.precision,
+                              "test_recall": evaluation.recall, "test_f1": evaluation.f1}
+    if decision is not None:
+        out["decision"] = decision.to_dict()
+    return out
 
 
 @user_errors
@@ -159,10 +197,12 @@ def train(
                                   limit=limit, val_fraction=val_fraction, bug=injected)
     train_ds, val_ds, test_ds = parts.train, parts.validation, parts.test
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
-    model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
+    config = build_config(arch, train_ds)
+    model = models.zoo.build(arch, **config, seed=seed)
     history: list = []
     start = time.perf_counter()
     fit_with_recipe(model, train_ds, val_ds, recipe, seed=seed, history=history, quiet=quiet)
+    decision = calibrate(model, val_ds, quiet=quiet)
     seconds = time.perf_counter() - start
     evaluation = models.evaluate(model, test_ds)
     metadata = {
@@ -173,10 +213,10 @@ def train(
         "seconds": round(seconds, 2),
         "settings": recipe.to_dict(),
         "test_accuracy": evaluation.accuracy,
+        **_tagger_metrics(evaluation, decision),
         "deepscope_version": __version__,
         models.provenance.METADATA_KEY: parts.record.to_dict(),
     }
-    config = {"num_classes": train_ds.num_classes}
     path = models.save_checkpoint(out, model, arch=arch, classes=train_ds.classes, config=config,
                                   metadata=metadata, overwrite=overwrite)
     summary = {"checkpoint": str(path), "arch": arch, **metadata,
@@ -184,9 +224,30 @@ def train(
     if json_out:
         print_json(summary)
     else:
-        console.print(f"saved [bold]{path}[/] — {arch} on {dataset}: test accuracy "
-                      f"[bold]{evaluation.accuracy:.2%}[/] after {len(history)} epochs "
-                      f"({seconds:.0f} s)")
+        score = (f"test F1 [bold]{evaluation.f1:.4f}[/] (precision {evaluation.precision:.4f}, "
+                 f"recall {evaluation.recall:.4f}, per byte)" if evaluation.per_position else
+                 f"test accuracy [bold]{evaluation.accuracy:.2%}[/]")
+        console.print(f"saved [bold]{path}[/] — {arch} on {dataset}: {score} after "
+                      f"{len(history)} epochs ({seconds:.0f} s)")
+
+
+def _tagger_table(arch: str | None, dataset: str, split: str, ev: models.Evaluation) -> Table:
+    """Per-position metrics of a tagger: class-1 precision / recall / F1 and the byte counts."""
+    conf = ev.confusion
+    table = Table(title=f"{arch} on {dataset}/{split} ({ev.n} sequences, {int(conf.sum())} "
+                        "positions, padding excluded)")
+    for column in ("metric (per position)", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    positive = ev.classes[1]
+    rows = [(f"{positive}: precision", f"{ev.precision:.4f}"),
+            (f"{positive}: recall", f"{ev.recall:.4f}"),
+            (f"{positive}: F1", f"{ev.f1:.4f}"),
+            ("true positives / false positives / false negatives",
+             f"{conf[1, 1]} / {conf[0, 1]} / {conf[1, 0]}"),
+            ("accuracy", f"{ev.accuracy:.4%}")]
+    for name, value in rows:
+        table.add_row(name, value, style="bold" if name.endswith("F1") else None)
+    return table
 
 
 @user_errors
@@ -225,8 +286,14 @@ def evaluate(
         "confusion": evaluation.confusion.tolist(),
         "warning": warning,
     }
+    if evaluation.per_position:
+        payload.update(positions=int(evaluation.confusion.sum()), precision=evaluation.precision,
+                       recall=evaluation.recall, f1=evaluation.f1)
     if json_out:
         print_json(payload)
+        return
+    if evaluation.per_position:
+        console.print(_tagger_table(ckpt.arch, dataset, split, evaluation))
         return
     table = Table(title=f"{ckpt.arch} on {dataset}/{split} (n={evaluation.n})")
     table.add_column("label")

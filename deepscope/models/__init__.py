@@ -8,7 +8,7 @@ Example
 >>> evaluate(model, test).accuracy                           # doctest: +SKIP
 """
 
-from deepscope.models import augment, bugs, execution, hooks, provenance, zoo
+from deepscope.models import augment, bugs, execution, hooks, provenance, tagging, zoo
 from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
@@ -56,6 +56,7 @@ __all__ = [
     "provenance",
     "sample_ids",
     "save_checkpoint",
+    "tagging",
     "training_split",
     "weights_fingerprint",
     "zoo",

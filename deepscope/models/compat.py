@@ -18,6 +18,8 @@ def check_arch_input(arch: str, input_shape: Sequence[int], *, dataset: str = "t
     """Raise :class:`InputError` naming the fitting zoo architectures when ``arch`` cannot take
     inputs of ``input_shape`` (C, H, W)."""
     spec = zoo.spec(arch)
+    if spec.modality == "sequence" and len(tuple(input_shape)) == 1:
+        return  # sequence models take any length T
     if tuple(spec.input_shape) != tuple(input_shape):
         fitting = [n for n in zoo.names() if tuple(zoo.spec(n).input_shape) == tuple(input_shape)]
         raise InputError(
@@ -48,6 +50,14 @@ def check_compatible(model: nn.Module, arch: str | None, dataset: Any) -> None:
             f"the model cannot take inputs of shape {tuple(dataset.input_shape)} from {name}: "
             f"{str(exc).splitlines()[0]}"
         ) from None
+    if getattr(dataset, "per_position", False):
+        if out.ndim != 3 or out.shape[-1] < dataset.num_classes:
+            raise InputError(
+                f"{name} has one label per position, so the model must be a tagger returning "
+                f"N×T×{dataset.num_classes} logits; it returns {tuple(out.shape)} (choose a "
+                "tagger architecture, e.g. byte-cnn-80k)"
+            )
+        return
     if out.ndim != 2 or out.shape[1] < dataset.num_classes:
         raise InputError(
             f"the model outputs {tuple(out.shape[1:])} scores per input but {name} has "

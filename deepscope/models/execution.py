@@ -237,22 +237,53 @@ def expected_input_shape(model: nn.Module) -> tuple[int, ...] | None:
         return None
 
 
+def arch_modality(model: nn.Module) -> str | None:
+    """``"image"`` or ``"sequence"`` for a zoo model, ``None`` when unknown."""
+    arch = zoo.arch_of(model)
+    return zoo.spec(arch).modality if arch in zoo.names() else None
+
+
 def check_model_input(model: nn.Module, x: torch.Tensor, what: str = "x") -> None:
     """Validate a batch at a public boundary, before it reaches the model.
 
     Raises :class:`InputError` when floating ``x`` holds NaN or infinite values, or when the
     model is a zoo model and one sample of ``x`` does not have its input shape (a raw torch
-    shape error would be the alternative).
+    shape error would be the alternative). Integer ``x`` (token / byte ids) must be int64 N×T
+    with ids in ``[0, num_embeddings)`` of the model's first ``nn.Embedding``; a zoo image model
+    refuses ids and a zoo sequence model refuses floats.
     """
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise InputError(f"{what} contains NaN or infinite values; clean the inputs first")
+    if not x.is_floating_point():
+        _check_ids(model, x, what)
+        return
     expected = expected_input_shape(model)
+    if arch_modality(model) == "sequence":
+        raise InputError(f"{what} holds float inputs of shape {tuple(x.shape[1:])} but the model "
+                         f"({zoo.arch_of(model)}) takes int64 N×T ids")
     if expected is not None and tuple(x.shape[1:]) != expected:
         raise InputError(
             f"{what} has inputs of shape {tuple(x.shape[1:])} but the model "
             f"({zoo.arch_of(model)}) takes {expected} (C, H, W); resize the inputs or use a "
             "model built for them"
         )
+
+
+def _check_ids(model: nn.Module, x: torch.Tensor, what: str) -> None:
+    """Integer inputs: int64 N×T ids in ``[0, num_embeddings)`` of the model's first
+    embedding (when it has one), and a sequence model for a zoo architecture."""
+    arch = zoo.arch_of(model)
+    if arch in zoo.names() and zoo.spec(arch).modality != "sequence":
+        raise InputError(f"{what} holds integer ids but the model ({arch}) takes float32 images "
+                         f"{zoo.spec(arch).input_shape} (C, H, W)")
+    if x.dtype != torch.int64 or x.ndim != 2:
+        raise InputError(f"{what} must be int64 N×T ids, got dtype {x.dtype} and shape "
+                         f"{tuple(x.shape)}")
+    emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if x.numel() and (int(x.min()) < 0 or (emb is not None and int(x.max()) >= emb.num_embeddings)):
+        limit = "" if emb is None else f" and < {emb.num_embeddings} (the model's vocabulary)"
+        raise InputError(f"{what} has ids in [{int(x.min())}, {int(x.max())}]; they must be >= 0"
+                         f"{limit}: use the dataset the model was trained for")
 
 
 def _as_input(x: Any) -> torch.Tensor:

@@ -22,13 +22,18 @@ def as_xy(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor | N
             f"{what} must be a deepscope.data.Dataset, an (x, y) pair or a tensor, "
             f"got {type(data).__name__}"
         )
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise InputError(f"{what}.x must be a floating-point tensor, got {_describe(x)}")
+    sequences = isinstance(x, torch.Tensor) and x.dtype == torch.int64 and x.ndim == 2
+    if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or sequences):
+        raise InputError(f"{what}.x must be a floating-point tensor (or int64 N×T sequences), "
+                         f"got {_describe(x)}")
     if x.ndim < 2 or x.shape[0] == 0:
         raise InputError(f"{what}.x must be a non-empty batch (N×...), got shape {tuple(x.shape)}")
     if y is not None:
-        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
-            raise InputError(f"{what}.y must be a 1-D int64 tensor of labels, got {_describe(y)}")
+        per_position = sequences and isinstance(y, torch.Tensor) and y.shape == x.shape
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or (
+                y.ndim != 1 and not per_position):
+            raise InputError(f"{what}.y must be a 1-D int64 tensor of labels (or N×T labels of "
+                             f"N×T sequences), got {_describe(y)}")
         if len(y) != len(x):
             raise InputError(f"{what} has {len(x)} inputs but {len(y)} labels")
         if bool((y < 0).any()):

@@ -27,7 +27,13 @@ import torch
 from torch import nn
 
 from deepscope.data.dataset import Dataset
-from deepscope.data.splits import ModeSplit, mode_split, stratified_subset, train_val_split
+from deepscope.data.splits import (
+    ModeSplit,
+    group_split,
+    mode_split,
+    stratified_subset,
+    train_val_split,
+)
 from deepscope.errors import CheckpointError, InputError
 
 __all__ = [
@@ -50,7 +56,7 @@ PROTOCOLS = ("official", "mode", "custom")
 
 
 def sample_ids(ds: Dataset) -> np.ndarray:
-    """One content id per sample: sha256 hex of the image (float32 bytes + shape) and label.
+    """One content id per sample: sha256 hex of the input (float32 bytes + shape) and label(s).
 
     Returns
     -------
@@ -66,7 +72,8 @@ def sample_ids(ds: Dataset) -> np.ndarray:
     for i in range(len(x)):
         h = hashlib.sha256(shape)
         h.update(x[i].tobytes())
-        h.update(int(y[i]).to_bytes(8, "little", signed=True))
+        # per-position labels (N×T, taggers): the whole label row
+        h.update(y[i].tobytes() if y.ndim == 2 else int(y[i]).to_bytes(8, "little", signed=True))
         ids.append(h.hexdigest())
     return np.array(ids, dtype="<U64")
 
@@ -102,7 +109,9 @@ class TrainingData:
         :func:`data_fingerprint` of those samples.
     validation : str
         Where early-stopping data came from: ``"none"``, ``"train-split"`` (a stratified
-        ``val_fraction`` share of the training split) or ``"mode-validation"``.
+        ``val_fraction`` share of the training split), ``"group-split"`` (whole groups of a
+        per-position training split, e.g. libraries of ``function-starts``:
+        ``data.group_split``) or ``"mode-validation"``.
     val_fraction : float
         Share of the training split held out for validation (0 when none or MODE's part).
     bug : dict or None
@@ -207,7 +216,8 @@ def training_split(load: Callable[[str], Dataset], *, dataset: str, protocol: st
     dataset : str
         The dataset's name, recorded.
     protocol : {"official", "mode"}
-        ``"official"``: fit on the train split (minus a ``val_fraction`` validation share), test
+        ``"official"``: fit on the train split (minus a ``val_fraction`` validation share; whole
+        groups for per-position data such as function-starts' libraries), test
         on the test split. ``"mode"``: ``data.mode_split`` of the ``"all"`` split with ``seed``;
         fit on its train part, early-stop on its validation part (when ``val_fraction > 0``),
         test on its test part; its pool and test parts stay unseen for MODE.
@@ -226,10 +236,14 @@ def training_split(load: Callable[[str], Dataset], *, dataset: str, protocol: st
     if protocol == "official":
         train = stratified_subset(load("train"), limit, seed=seed)
         val = None
-        if val_fraction > 0:
+        validation = "none"
+        if val_fraction > 0 and train.per_position and train.groups is not None:
+            train, val = group_split(train, val_fraction, seed=seed)  # no library in both
+            validation = "group-split"
+        elif val_fraction > 0:
             train, val = train_val_split(train, val_fraction, seed=seed)
+            validation = "train-split"
         test = load("test")
-        validation = "train-split" if val is not None else "none"
     elif protocol == "mode":
         parts = mode_split(stratified_subset(load("all"), limit, seed=seed), seed=seed)
         train, test = parts.train, parts.test

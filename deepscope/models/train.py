@@ -6,6 +6,9 @@ Training recipe of :func:`fit` (deliberately fixed, so results are comparable):
 * schedule: cosine annealing **per step** from ``lr`` to ``lr / 100`` over ``epochs`` full epochs
   (the schedule is planned for all epochs even if early stopping ends training sooner);
 * loss: cross-entropy, optionally weighted per sample (``mean(w_i · ce_i)`` over the batch);
+  taggers (N×T×K logits on int64 N×T inputs with N×T labels): per-position cross-entropy over
+  the non-padding positions, optionally weighted per class (``class_weight``), see
+  :mod:`deepscope.models.tagging`; early stopping then uses the validation F1 of class 1;
 * data order: a fresh seeded permutation each epoch; a final batch of a single sample is
   dropped (BatchNorm cannot train on it);
 * early stopping (only with ``val``): after each epoch the model is evaluated on ``val``; an epoch
@@ -37,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepscope.errors import InputError, ModelError
+from deepscope.models import objective, tagging
 from deepscope.models.execution import (
     batched,
     check_model_input,
@@ -71,6 +75,8 @@ class EpochStats:
         Wall-clock time of the epoch, validation included.
     improved : bool
         Whether this epoch became the best one so far (always ``True`` without ``val``).
+    val_f1 : float or None
+        Validation F1 of class 1 per position, for taggers (what early stopping compares).
     """
 
     epoch: int
@@ -81,6 +87,7 @@ class EpochStats:
     lr: float
     seconds: float
     improved: bool
+    val_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy."""
@@ -89,7 +96,12 @@ class EpochStats:
 
 @dataclass(frozen=True, eq=False)  # numpy fields: compare to_dict() instead
 class Evaluation:
-    """Accuracy of a classifier on a labelled dataset.
+    """Accuracy of a classifier on a labelled dataset (and P/R/F1 of a tagger).
+
+    For a tagger (per-position labels, e.g. function starts) every count is over the
+    non-padding positions: ``accuracy``, ``per_label`` and ``confusion`` count bytes, and
+    ``precision``/``recall``/``f1`` are those of class 1 (see :mod:`deepscope.models.tagging`);
+    for classifiers these three are ``None``.
 
     Attributes
     ----------
@@ -102,9 +114,11 @@ class Evaluation:
     classes : tuple of str
         Class names, index = label id.
     n : int
-        Number of samples.
+        Number of samples (sequences, for a tagger).
     loss : float
-        Mean cross-entropy.
+        Mean cross-entropy (per non-padding position, for a tagger).
+    precision, recall, f1 : float or None
+        Of class 1 per position, for taggers; ``None`` for classifiers.
     """
 
     accuracy: float
@@ -113,10 +127,18 @@ class Evaluation:
     classes: tuple[str, ...]
     n: int
     loss: float
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+
+    @property
+    def per_position(self) -> bool:
+        """True for a tagger's evaluation (``precision``/``recall``/``f1`` are set)."""
+        return self.f1 is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-type copy (NaN per-label accuracies become ``None``)."""
-        return {
+        """Plain-type copy (NaN per-label accuracies become ``None``; P/R/F1 for taggers)."""
+        out = {
             "accuracy": self.accuracy,
             "per_label": [None if math.isnan(v) else float(v) for v in self.per_label],
             "confusion": self.confusion.tolist(),
@@ -124,6 +146,9 @@ class Evaluation:
             "n": self.n,
             "loss": self.loss,
         }
+        if self.per_position:
+            out.update(precision=self.precision, recall=self.recall, f1=self.f1)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,6 +206,8 @@ def evaluate(
     if device is not None:
         model.to(dev)
     logits = _logits(model, x, batch_size, dev)
+    if y.ndim == 2:
+        return _evaluate_positions(logits, x.to(dev), y.to(dev), data)
     k = int(getattr(data, "num_classes", 0) or logits.shape[1])
     if logits.ndim != 2 or logits.shape[1] != k:
         raise InputError(
@@ -205,6 +232,27 @@ def evaluate(
         n=len(yd),
         loss=loss,
     )
+
+
+def _evaluate_positions(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, data: Any
+                        ) -> Evaluation:
+    """Per-position evaluation of a tagger (padding ``x == 0`` left out)."""
+    k = int(getattr(data, "num_classes", 0) or 2)
+    if logits.ndim != 3 or logits.shape[:2] != y.shape or logits.shape[2] != k:
+        raise InputError(
+            f"the data has per-position labels {tuple(y.shape)} with {k} classes, so the model "
+            f"must return N×T×{k} logits (a tagger); it returns {tuple(logits.shape)}"
+        )
+    _, ce_sum, _, count = tagging.batch_loss(logits.float(), y, x)
+    conf = tagging.confusion(logits.argmax(-1), y, x, k)
+    support = conf.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_label = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
+    precision, recall, f1 = tagging.precision_recall_f1(conf) if k == 2 else (None,) * 3
+    return Evaluation(accuracy=float(np.trace(conf)) / max(count, 1),
+                      per_label=per_label.astype(np.float64), confusion=conf,
+                      classes=classes_of(data, k), n=len(y), loss=ce_sum / max(count, 1),
+                      precision=precision, recall=recall, f1=f1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,24 +282,6 @@ def _check_fit_args(
         raise InputError("history must be a list (EpochStats are appended to it) or None")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InputError(f"seed must be an int, got {seed!r}")
-
-
-def _check_weights(sample_weight: Any, n: int) -> torch.Tensor | None:
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, torch.Tensor):
-        w = sample_weight.detach().to(device="cpu", dtype=torch.float32)
-    else:
-        w = torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
-    if w.shape != (n,):
-        raise InputError(
-            f"sample_weight must have shape ({n},), one weight per sample, got {tuple(w.shape)}"
-        )
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
-        raise InputError("sample_weight must be finite and >= 0")
-    if float(w.sum()) <= 0:
-        raise InputError("sample_weight must not be all zero")
-    return w
 
 
 def _train_mode(model: nn.Module) -> None:
@@ -284,6 +314,7 @@ def fit(
     patience: int | None = 3,
     augment: Augment | None = None,
     sample_weight: Any = None,
+    class_weight: Any = None,
     history: list[EpochStats] | None = None,
     progress: bool = True,
     device: Any = None,
@@ -315,6 +346,9 @@ def fit(
         :func:`deepscope.models.augment.shift_flip`.
     sample_weight : array-like, optional
         One non-negative weight per training sample.
+    class_weight : sequence of float, optional
+        One non-negative weight per class, multiplying each sample's (each position's, for a
+        tagger) cross-entropy by the weight of its true class.
     history : list, optional
         :class:`EpochStats` of every epoch are appended to it.
     progress : bool
@@ -337,20 +371,15 @@ def fit(
         xv, yv = as_xy(val, "val")
         if yv is None:
             raise InputError("val needs labels: pass a Dataset or an (x, y) pair")
-    weights = _check_weights(sample_weight, len(x))
+    weights = objective.check_sample_weight(sample_weight, len(x))
+    cweights = objective.check_class_weight(class_weight)
     dev = torch.device(device) if device is not None else model_device(model)
     if device is not None:
         model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError("the model has no trainable parameters (all requires_grad=False)")
-    k = _logits(model, x[:2], 2, dev).shape[-1]
-    for name, labels in (("train", y), ("val", yv)):
-        if labels is not None and int(labels.max()) >= k:
-            raise InputError(
-                f"{name} has label {int(labels.max())} but the model has only {k} outputs; "
-                f"build it with num_classes={int(labels.max()) + 1} or more"
-            )
+    objective.check_outputs(_logits(model, x[:2], 2, dev).shape[-1], y, yv, cweights)
 
     n = len(x)
     # a last batch of one sample is dropped: BatchNorm cannot train on a single sample
@@ -372,17 +401,18 @@ def fit(
             for epoch in range(1, epochs + 1):
                 start = time.perf_counter()
                 loss_sum, correct, seen = _train_epoch(
-                    model, x, y, weights, optimizer, scheduler, order_gen, aug_gen, augment,
-                    batch_size, steps, dev, dtype, progress, f"epoch {epoch}/{epochs}",
+                    model, x, y, (weights, cweights), optimizer, scheduler, order_gen, aug_gen,
+                    augment, batch_size, steps, dev, dtype, progress, f"epoch {epoch}/{epochs}",
                 )
-                val_loss = val_acc = None
+                val_loss = val_acc = val_f1 = None
                 improved = True
                 if xv is not None:
                     ev = evaluate(model, (xv, yv), batch_size=max(batch_size, 512))
-                    val_loss, val_acc = ev.loss, ev.accuracy
-                    improved = best is None or (val_acc, -val_loss) > best
+                    val_loss, val_acc, val_f1 = ev.loss, ev.accuracy, ev.f1
+                    score = (ev.f1 if ev.f1 is not None else val_acc, -val_loss)
+                    improved = best is None or score > best
                     if improved:
-                        best = (val_acc, -val_loss)
+                        best = score
                         best_state = copy.deepcopy(model.state_dict())
                         stale = 0
                     else:
@@ -396,6 +426,7 @@ def fit(
                     lr=float(optimizer.param_groups[0]["lr"]),
                     seconds=time.perf_counter() - start,
                     improved=improved,
+                    val_f1=val_f1,
                 )
                 last_accuracy = stats.train_accuracy
                 if history is not None:
@@ -416,7 +447,9 @@ def fit(
 def _epoch_line(s: EpochStats) -> str:
     line = f"epoch {s.epoch}: loss {s.train_loss:.4f} acc {s.train_accuracy:.4f}"
     if s.val_accuracy is not None:
-        line += f" | val loss {s.val_loss:.4f} acc {s.val_accuracy:.4f}{' *' if s.improved else ''}"
+        f1 = f" F1 {s.val_f1:.4f}" if s.val_f1 is not None else ""
+        line += (f" | val loss {s.val_loss:.4f} acc {s.val_accuracy:.4f}{f1}"
+                 f"{' *' if s.improved else ''}")
     return line + f" | {s.seconds:.1f}s"
 
 
@@ -424,7 +457,7 @@ def _train_epoch(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    weights: torch.Tensor | None,
+    weights: tuple[torch.Tensor | None, torch.Tensor | None],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     order_gen: torch.Generator,
@@ -444,13 +477,13 @@ def _train_epoch(
     try:
         for i in range(steps):
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb = x[idx.to(x.device)].to(device=dev, dtype=dtype)
+            xb = x[idx.to(x.device)].to(device=dev, dtype=dtype if x.is_floating_point() else None)
             yb = y[idx.to(y.device)].to(dev)
             if augment is not None:
                 xb = augment(xb, aug_gen)
-            logits = model(xb)
-            ce = F.cross_entropy(logits, yb, reduction="none")
-            loss = (ce * weights[idx].to(dev)).mean() if weights is not None else ce.mean()
+            sw = weights[0][idx].to(dev) if weights[0] is not None else None
+            loss, ce_sum, n_correct, n_seen = objective.batch_loss(model(xb), xb, yb, sw,
+                                                                   weights[1])
             if not torch.isfinite(loss):
                 raise ModelError(
                     f"training diverged ({desc}, step {i + 1}): the loss is {float(loss)}; "
@@ -460,10 +493,7 @@ def _train_epoch(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            with torch.no_grad():
-                loss_sum += float(ce.sum())
-                correct += int((logits.argmax(1) == yb).sum())
-                seen += len(yb)
+            loss_sum, correct, seen = loss_sum + ce_sum, correct + n_correct, seen + n_seen
             bar.update(1)
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")

@@ -64,8 +64,12 @@ def check_train_eval_gap(
     """
     n = len(x)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_samples]
-    pred = batched(model, x[idx.to(x.device)], batch_size=batch_size).argmax(1)
-    acc = float((pred.cpu() == y[idx.to(y.device)].cpu()).float().mean())
+    xs, ys = x[idx.to(x.device)].cpu(), y[idx.to(y.device)].cpu()
+    pred = batched(model, xs, batch_size=batch_size, to="cpu").argmax(-1)
+    hits = pred == ys
+    if ys.ndim == 2:  # a tagger: positions, padding (x == 0) left out
+        hits = hits[xs != 0]
+    acc = float(hits.float().mean()) if hits.numel() else 1.0
     if train_accuracy - acc > threshold and acc < GAP_RATIO * train_accuracy:
         warnings.warn(TrainEvalGapWarning(
             f"eval-mode accuracy on the training data is {acc:.1%} but train-mode accuracy was "

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from deepscope.errors import InputError, ModelError
-from deepscope.models import augment
+from deepscope.models import augment, taggers
 from deepscope.models.layers import Normalize, conv_block, dense_block
 from deepscope.registry import Registry
 
@@ -40,6 +40,7 @@ __all__ = [
     "arch_of",
     "build",
     "count_parameters",
+    "example_input",
     "hidden_layers",
     "names",
     "spec",
@@ -62,9 +63,10 @@ class ArchSpec:
     name : str
         Registry name, e.g. ``"cnn-8k"``.
     family : str
-        ``"mlp"``, ``"cnn"`` or ``"vgg"``.
+        ``"mlp"``, ``"cnn"``, ``"vgg"``; sequence models: ``"tagger"``.
     input_shape : tuple of int
-        ``(C, H, W)`` the model expects.
+        ``(C, H, W)`` the model expects; ``(T,)`` for a sequence model (the length it was made
+        for: it takes int64 N×T ids of any length T, ids below ``vocab_size``).
     num_classes : int
         Default number of outputs.
     description : str
@@ -74,21 +76,29 @@ class ArchSpec:
         ordered input → output.
     training : TrainingDefaults
         The recommended training settings (what ``deepscope train`` uses when not told).
+    modality : str
+        ``"image"`` (float32 N×C×H×W in [0, 1]) or ``"sequence"`` (int64 N×T ids, 0 = padding).
+    vocab_size : int or None
+        Default number of ids of a sequence model (``build(..., vocab_size=...)``; 257 for
+        bytes stored as value + 1); ``None`` for images.
     """
 
     name: str
     family: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     description: str
     hidden_layers: tuple[str, ...]
     training: TrainingDefaults = field(default_factory=lambda: TrainingDefaults())
+    modality: str = "image"
+    vocab_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type summary."""
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
         d["hidden_layers"] = list(self.hidden_layers)
+        d["training"] = self.training.to_dict()
         return d
 
 
@@ -113,6 +123,8 @@ class TrainingDefaults:
         Early-stopping patience (``None``: never stop early).
     augment : str or None
         Name of a :mod:`deepscope.models.augment` preset (``"digits"``, ``"faces"``).
+    class_weight : tuple of float or None
+        Per-class loss weights (taggers: ``(1, w)`` weighs the rare function starts up).
     """
 
     epochs: int = 10
@@ -122,6 +134,7 @@ class TrainingDefaults:
     patience: int | None = 3
     augment: str | None = None
     weight_decay: float = 0.0
+    class_weight: tuple[float, ...] | None = None
 
     def augmentation(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
         """The augmentation callable (``None`` without one)."""
@@ -133,11 +146,15 @@ class TrainingDefaults:
         """Keyword arguments of :func:`deepscope.models.fit` (all but the validation split)."""
         return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
                 "patience": self.patience, "weight_decay": self.weight_decay,
-                "augment": self.augmentation()}
+                "augment": self.augmentation(),
+                "class_weight": None if self.class_weight is None else list(self.class_weight)}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy."""
-        return asdict(self)
+        d = asdict(self)
+        if self.class_weight is not None:
+            d["class_weight"] = list(self.class_weight)
+        return d
 
 
 @dataclass(frozen=True)
@@ -195,8 +212,9 @@ def build(
     seed : int, optional
         Seed of the weight initialisation. The global RNG state is left untouched when given.
     **kw
-        Architecture options: every model accepts ``dropout`` (float in [0, 1)) and ``mean`` /
-        ``std`` (normalisation, one value or one per channel).
+        Architecture options: every model accepts ``dropout`` (float in [0, 1)); image models
+        ``mean`` / ``std`` (normalisation, one value or one per channel); sequence models
+        ``vocab_size`` (number of ids, default ``spec(name).vocab_size``).
 
     Returns
     -------
@@ -225,6 +243,16 @@ def build(
             model = entry.builder(k, **kw)
     setattr(model, _ARCH_ATTR, name)
     return model.eval()
+
+
+def example_input(name: str, n: int = 2, *, seed: int = 0) -> torch.Tensor:
+    """A seeded random batch of ``n`` inputs architecture ``name`` takes: uniform pixels
+    (float32 N×C×H×W) or uniform ids in ``[1, vocab_size)`` (int64 N×T)."""
+    s = spec(name)
+    gen = torch.Generator().manual_seed(seed)
+    if s.modality == "sequence":
+        return torch.randint(1, int(s.vocab_size or 2), (n, *s.input_shape), generator=gen)
+    return torch.rand(n, *s.input_shape, generator=gen)
 
 
 def arch_of(model: nn.Module) -> str | None:
@@ -423,3 +451,36 @@ _CONV_ARCHS: tuple[tuple[ArchSpec, _ConvLayout, dict[str, Any]], ...] = (
 for _spec, _layout, _defaults in _CONV_ARCHS:
     _register_conv(_spec, _layout, **_defaults)
 del _spec, _layout, _defaults
+
+
+# ----------------------------------------------------------------------------------------------
+# sequence taggers (function starts over raw bytes; deepscope.models.taggers)
+
+#: Bytes are stored as value + 1 (0 = padding): 257 ids.
+BYTE_VOCAB = 257
+
+
+def _register_tagger(spec: ArchSpec, make: Callable[..., nn.Sequential], **layout: Any) -> None:
+    def builder(num_classes: int, *, vocab_size: int = BYTE_VOCAB, dropout: float = 0.0
+                ) -> nn.Sequential:
+        return make(num_classes, vocab_size=vocab_size, dropout=dropout, **layout)
+
+    _register(replace(spec, modality="sequence", vocab_size=BYTE_VOCAB))(builder)
+
+
+_register_tagger(
+    ArchSpec("lemna-bigru-14k", "tagger", (200,), 2,
+             "LEMNA's shape: byte embedding 257→16, bidirectional GRU (32 per direction), "
+             "per-position linear head (N×T×2)", ("rnn1",),
+             training=TrainingDefaults(epochs=2, lr=3e-3, batch_size=64, patience=None,
+                                       class_weight=(1.0, 3.0))),
+    taggers.bigru_tagger, embed=16, hidden=32)
+_register_tagger(
+    ArchSpec("byte-cnn-80k", "tagger", (200,), 2,
+             "byte embedding 257→32, 1×1 stem to 48 channels, 10 dilated residual conv blocks "
+             "(kernel 3, dilations 1-32 then 1-8, BN, GELU; ±126-byte receptive field), "
+             "per-position 1×1 head (N×T×2)",
+             ("block2", "block4", "block6", "block8", "block10"),
+             training=TrainingDefaults(epochs=3, lr=3e-3, batch_size=64, patience=None,
+                                       class_weight=(1.0, 3.0))),
+    taggers.cnn_tagger, embed=32, channels=48, dilations=(1, 2, 4, 8, 16, 32, 1, 2, 4, 8))

@@ -60,7 +60,8 @@ def test_every_architecture_has_training_defaults(name):
     d = zoo.training_defaults(name)
     assert d.epochs >= 1 and d.lr > 0 and d.batch_size >= 1 and 0 <= d.val_fraction < 0.5
     kwargs = d.fit_kwargs()
-    assert set(kwargs) == {"epochs", "lr", "batch_size", "patience", "weight_decay", "augment"}
+    assert set(kwargs) == {"epochs", "lr", "batch_size", "patience", "weight_decay", "augment",
+                            "class_weight"}
     assert zoo.spec(name).to_dict()["training"] == d.to_dict()
 
 

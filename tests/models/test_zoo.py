@@ -13,7 +13,7 @@ def test_zoo_has_the_briefed_families():
     assert {"mlp-100k", "mlp-270k", "cnn-8k", "cnn-100k", "cnn-1.2m", "cnn-3.2m"} <= set(NAMES)
     assert {"cifar-cnn-60k", "cifar-cnn-1m"} <= set(NAMES)
     assert any(n.startswith("face-vgg-") for n in NAMES)
-    assert {zoo.spec(n).family for n in NAMES} == {"mlp", "cnn", "vgg"}
+    assert {"mlp", "cnn", "vgg", "tagger"} <= {zoo.spec(n).family for n in NAMES}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -21,8 +21,9 @@ def test_build_forward_and_honest_name(name):
     spec = zoo.spec(name)
     model = zoo.build(name, seed=0)
     assert not model.training
-    x = torch.rand(2, *spec.input_shape)
-    assert model(x).shape == (2, spec.num_classes)
+    x = zoo.example_input(name, 2)
+    per_position = spec.input_shape if spec.family == "tagger" else ()
+    assert model(x).shape == (2, *per_position, spec.num_classes)
     count = zoo.count_parameters(model)
     nominal = zoo.nominal_size(name)
     assert abs(count - nominal) <= 0.10 * nominal, f"{name} has {count:,} parameters"
@@ -34,8 +35,8 @@ def test_build_forward_and_honest_name(name):
 def test_hidden_layers_resolve_and_split_is_exact(name):
     spec = zoo.spec(name)
     model = zoo.build(name, seed=1, num_classes=5)
-    n = 1 if spec.input_shape[1] > 32 else 3  # keep the big face model cheap
-    x = torch.rand(n, *spec.input_shape)
+    n = 1 if spec.input_shape[-1] > 32 and spec.modality == "image" else 3  # face model: cheap
+    x = zoo.example_input(name, n, seed=1)
     with torch.no_grad():
         expected = model(x)
         for layer in spec.hidden_layers:
@@ -43,7 +44,7 @@ def test_hidden_layers_resolve_and_split_is_exact(name):
             prefix, suffix = hooks.split(model, layer)
             features = prefix(x)
             assert torch.equal(suffix(features), expected), layer
-    assert expected.shape == (n, 5)
+    assert expected.shape[0] == n and expected.shape[-1] == 5
     # hidden layers are ordered input → output: each one's index in named_modules grows
     order = [n for n, _ in model.named_modules()]
     positions = [order.index(layer) for layer in spec.hidden_layers]
