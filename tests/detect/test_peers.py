@@ -208,3 +208,37 @@ def test_peers_calibrate_and_roundtrip(cnn, faces, tmp_path, method, params):
     assert type(back) is type(det) and back.get_params() == det.get_params()
     assert torch.equal(back.score(x), det.score(x))
     assert back.threshold_ == det.threshold_
+
+
+def test_without_x_adv_the_combiner_trains_on_fgsm_copies():
+    from deepscope.detect._features import fgsm_examples
+
+    model = feature_model(6, 2)
+    benign, _ = plane_data(80)
+    adv = fgsm_examples(model, benign, 0.05, batch_size=16)
+    step = (adv - benign).abs()
+    clipped = (adv == 0) | (adv == 1)
+    assert torch.allclose(step[~clipped], torch.tensor(0.05), atol=1e-6)
+    # the step raises the loss of the predicted label: the margin shrinks
+    z0, z1 = model(benign), model(adv)
+    top = z0.argmax(1)
+    assert bool((z1.gather(1, top[:, None]) - z1.min(1, keepdim=True).values
+                 < z0.gather(1, top[:, None]) - z0.min(1, keepdim=True).values).all())
+    for method in ("mahalanobis", "lid"):
+        params = {"epsilons": (0.0,)} if method == "mahalanobis" else {"k": 5, "minibatch": 20}
+        det = detect.get(method, model, target_fpr=0.1, layers=["feat"], progress=False,
+                         **params).fit(benign)
+        assert det.combiner_.w.shape == (1,) and torch.isfinite(det.combiner_.w).all()
+        assert det.detect(benign).float().mean() <= 0.25
+
+
+def test_default_layers_are_the_block_outputs_plus_the_penultimate_layer(cnn):
+    from deepscope.detect._features import default_feature_layers, last_layer
+    from deepscope.models import zoo
+
+    face = zoo.build("face-cnn-26k", num_classes=40, seed=0)
+    x = torch.rand(1, 1, 112, 92)
+    assert default_feature_layers(face, x) == ["block1", "block2", "block3", "flatten"]
+    assert last_layer(face) == "head"
+    assert default_feature_layers(cnn, torch.rand(1, 1, 24, 20)) == ["block1", "block2",
+                                                                     "flatten"]
