@@ -1,4 +1,5 @@
-"""Adversarial-input detection: AmI (attribute-steered models), feature squeezing, their union.
+"""Adversarial-input detection: AmI (attribute-steered models), feature squeezing, their union,
+and the peers: Mahalanobis (Lee et al.), LID (Ma et al.), the logit-margin baseline.
 
 Example
 -------
@@ -26,6 +27,9 @@ from deepscope.detect.base import DETECTORS, DetectionResult, Detector, quantile
 from deepscope.detect.calibration import HeldOut, hold_out, split_calibration
 from deepscope.detect.evaluate import DetectionReport, evaluate
 from deepscope.detect.joint import JointDetector
+from deepscope.detect.lid import LIDDetector, lid_mle
+from deepscope.detect.mahalanobis import MahalanobisDetector
+from deepscope.detect.margin import MarginDetector, logit_margin
 from deepscope.detect.probe import AttributeProbeResult, attribute_probe
 from deepscope.detect.squeeze import FeatureSqueezingDetector, median_filter, reduce_bit_depth
 
@@ -44,6 +48,9 @@ __all__ = [
     "FeatureSqueezingDetector",
     "HeldOut",
     "JointDetector",
+    "LIDDetector",
+    "MahalanobisDetector",
+    "MarginDetector",
     "SteeredModel",
     "SteeringConfig",
     "WitnessSet",
@@ -53,6 +60,8 @@ __all__ = [
     "extract_witnesses",
     "get",
     "hold_out",
+    "lid_mle",
+    "logit_margin",
     "median_filter",
     "names",
     "param_names",

@@ -114,7 +114,7 @@ def test_detect_errors_are_one_line(face_checkpoint, tmp_path):
     bad = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "magic",
                               "--out", str(tmp_path / "d.npz")])
     _one_line_error(bad, "--method")
-    assert "ami, joint, squeeze" in bad.output
+    assert "ami, joint, lid, mahalanobis, margin, squeeze" in bad.output
     unknown = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "squeeze",
                                   "-p", "n_pairs=3", "--out", str(tmp_path / "d.npz")])
     _one_line_error(unknown, "unknown parameter")
@@ -123,3 +123,21 @@ def test_detect_errors_are_one_line(face_checkpoint, tmp_path):
     missing = runner.invoke(app, ["detect", "run", str(tmp_path / "nope.npz"),
                                   str(face_checkpoint), "--dataset", "att-faces", "--quiet"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+@pytest.mark.parametrize("method,params", [
+    ("mahalanobis", ["-p", "epsilons=[0.0]"]),
+    ("lid", ["-p", "k=5", "-p", "minibatch=10"]),
+    ("margin", []),
+])
+def test_detect_fit_and_run_the_peers(relabelled, tmp_path, method, params):
+    out = tmp_path / f"{method}.npz"
+    res = CliRunner().invoke(app, ["detect", "fit", str(relabelled), "--method", method,
+                                   "--out", str(out), "--json", "--quiet", "--target-fpr",
+                                   "0.2", *params])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["detector"] == method
+    run = CliRunner().invoke(app, ["detect", "run", str(out), str(relabelled), "--dataset",
+                                   "att-faces", "--limit", "4", "--json", "--quiet"])
+    assert run.exit_code == 0, run.output
+    assert len(json.loads(run.stdout)["flags"]) == 4

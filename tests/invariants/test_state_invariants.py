@@ -46,6 +46,9 @@ DETECTOR_PARAMS: dict[str, dict[str, Any]] = {
     "ami": {"layers": ["block1.relu"], "n_pairs": 8, "alphas": (0.3,), "epsilons": (1.0,)},
     "squeeze": {},
     "joint": {},
+    "mahalanobis": {"epsilons": (0.0, 0.002)},
+    "lid": {"k": 5, "minibatch": 20},
+    "margin": {},
 }
 EXPLAINER_PARAMS: dict[str, dict[str, Any]] = {
     "dmm-men": {"n_components": 2, "n_sweeps": 6, "burn_in": 2, "n_chains": 1, "n_local": 8,
