@@ -45,11 +45,33 @@ def refuse_existing(*paths: Path | None, overwrite: bool) -> None:
     check_outputs(*paths, overwrite=overwrite)
 
 
+def build_config(train_ds: ds_data.Dataset) -> dict[str, int]:
+    """``zoo.build`` options taken from the training data: ``num_classes`` and, for token
+    data, ``vocab_size`` (also stored in the checkpoint's config, to rebuild the model)."""
+    config = {"num_classes": train_ds.num_classes}
+    if train_ds.vocab is not None:
+        config["vocab_size"] = len(train_ds.vocab)
+    return config
+
+
+def with_model_vocabulary(ckpt: models.Checkpoint, ds: ds_data.Dataset) -> ds_data.Dataset:
+    """``ds`` with its texts encoded by the checkpoint's vocabulary when the two vocabularies
+    differ (a text model evaluated on another text dataset); ``ds`` itself otherwise."""
+    vocab = models.vocabulary_of(ckpt)
+    texts = getattr(ds, "texts", None)
+    if vocab is None or ds.vocab is None or texts is None:
+        return ds
+    if vocab.to_dict() == ds.vocab.to_dict():
+        return ds
+    return dataclasses.replace(ds, x=vocab.encode(list(texts)), vocab=vocab)
+
+
 def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress: bool
                         ) -> tuple[models.Checkpoint, ds_data.Dataset]:
-    """Load a checkpoint and a dataset split, and check that they fit together."""
+    """Load a checkpoint and a dataset split, and check that they fit together (text data is
+    encoded with the checkpoint's vocabulary, see :func:`with_model_vocabulary`)."""
     ckpt = models.load_checkpoint(checkpoint)
-    ds = ds_data.load(dataset, split, progress=progress)
+    ds = with_model_vocabulary(ckpt, ds_data.load(dataset, split, progress=progress))
     models.check_compatible(ckpt.model, ckpt.arch, ds)
     return ckpt, ds
 
@@ -138,7 +160,8 @@ def train(
                                   limit=limit, val_fraction=val_fraction)
     train_ds, val_ds, test_ds = parts.train, parts.validation, parts.test
     models.check_arch_input(arch, train_ds.input_shape, dataset=f"dataset {dataset!r}")
-    model = models.zoo.build(arch, num_classes=train_ds.num_classes, seed=seed)
+    config = build_config(train_ds)
+    model = models.zoo.build(arch, **config, seed=seed)
     history: list = []
     start = time.perf_counter()
     fit_with_recipe(model, train_ds, val_ds, recipe, seed=seed, history=history, quiet=quiet)
@@ -154,11 +177,12 @@ def train(
         "test_accuracy": evaluation.accuracy,
         "deepscope_version": __version__,
         models.provenance.METADATA_KEY: parts.record.to_dict(),
+        **models.vocabulary_metadata(train_ds.vocab),
     }
-    config = {"num_classes": train_ds.num_classes}
     path = models.save_checkpoint(out, model, arch=arch, classes=train_ds.classes, config=config,
                                   metadata=metadata, overwrite=overwrite)
-    summary = {"checkpoint": str(path), "arch": arch, **metadata,
+    summary = {"checkpoint": str(path), "arch": arch,
+               **{k: v for k, v in metadata.items() if k != models.text_io.VOCAB_KEY},
                "per_label": _per_label(evaluation)}
     if json_out:
         print_json(summary)

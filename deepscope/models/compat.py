@@ -18,10 +18,11 @@ def check_arch_input(arch: str, input_shape: Sequence[int], *, dataset: str = "t
     """Raise :class:`InputError` naming the fitting zoo architectures when ``arch`` cannot take
     inputs of ``input_shape`` (C, H, W)."""
     spec = zoo.spec(arch)
-    if tuple(spec.input_shape) != tuple(input_shape):
-        fitting = [n for n in zoo.names() if tuple(zoo.spec(n).input_shape) == tuple(input_shape)]
+    if not spec.accepts(tuple(input_shape)):
+        fitting = [n for n in zoo.names() if zoo.spec(n).accepts(tuple(input_shape))]
         raise InputError(
-            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but "
+            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} "
+            f"({'T' if spec.input_dtype == 'int64' else 'C,H,W'}) but "
             f"{dataset} has {tuple(input_shape)}; choose one of: {', '.join(fitting) or '(none)'}"
         )
 

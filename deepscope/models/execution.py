@@ -226,8 +226,9 @@ def batched(
 
 
 def expected_input_shape(model: nn.Module) -> tuple[int, ...] | None:
-    """The per-sample input shape ``(C, H, W)`` a zoo model takes, ``None`` when unknown
-    (models not built by :func:`deepscope.models.zoo.build`)."""
+    """The per-sample input shape ``(C, H, W)`` a zoo model takes (``(0,)`` for text
+    classifiers: any length), ``None`` when unknown (models not built by
+    :func:`deepscope.models.zoo.build`)."""
     arch = zoo.arch_of(model)
     if arch is None:
         return None
@@ -247,10 +248,19 @@ def check_model_input(model: nn.Module, x: torch.Tensor, what: str = "x") -> Non
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise InputError(f"{what} contains NaN or infinite values; clean the inputs first")
     expected = expected_input_shape(model)
-    if expected is not None and tuple(x.shape[1:]) != expected:
+    if expected is None:
+        return
+    spec = zoo.spec(str(zoo.arch_of(model)))
+    if spec.input_dtype == "int64" and x.dtype != torch.int64:
+        raise InputError(
+            f"{what} has dtype {x.dtype} but the model ({spec.name}) takes int64 token ids "
+            "(N×T, 0 = padding); encode the texts with the model's vocabulary"
+        )
+    if not spec.accepts(tuple(x.shape[1:])):
+        layout = "(T,) token ids" if spec.input_dtype == "int64" else "(C, H, W)"
         raise InputError(
             f"{what} has inputs of shape {tuple(x.shape[1:])} but the model "
-            f"({zoo.arch_of(model)}) takes {expected} (C, H, W); resize the inputs or use a "
+            f"({zoo.arch_of(model)}) takes {expected} {layout}; resize the inputs or use a "
             "model built for them"
         )
 

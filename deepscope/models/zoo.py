@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from deepscope.errors import InputError, ModelError
-from deepscope.models import augment
+from deepscope.models import augment, text_nets
 from deepscope.models.layers import Normalize, conv_block, dense_block
 from deepscope.registry import Registry
 
@@ -62,9 +62,10 @@ class ArchSpec:
     name : str
         Registry name, e.g. ``"cnn-8k"``.
     family : str
-        ``"mlp"``, ``"cnn"`` or ``"vgg"``.
+        ``"mlp"``, ``"cnn"``, ``"vgg"``; text classifiers: ``"text-cnn"``, ``"text-rnn"``.
     input_shape : tuple of int
-        ``(C, H, W)`` the model expects.
+        ``(C, H, W)`` the model expects; ``(0,)`` for text classifiers: token ids of any
+        length ``T``.
     num_classes : int
         Default number of outputs.
     description : str
@@ -74,15 +75,34 @@ class ArchSpec:
         ordered input → output.
     training : TrainingDefaults
         The recommended training settings (what ``deepscope train`` uses when not told).
+    input_dtype : str
+        ``"float32"`` (pixels in [0, 1]) or ``"int64"`` (token / byte ids, 0 = padding; build
+        such a model with the data's ``vocab_size``).
     """
 
     name: str
     family: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     description: str
     hidden_layers: tuple[str, ...]
     training: TrainingDefaults = field(default_factory=lambda: TrainingDefaults())
+    input_dtype: str = "float32"
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        """Whether one sample of shape ``shape`` fits (a 0 in ``input_shape``: any size)."""
+        return len(shape) == len(self.input_shape) and all(
+            e in (0, g) for e, g in zip(self.input_shape, shape, strict=True))
+
+    def example_input(self, n: int, *, seed: int = 0, length: int = 16,
+                      vocab_size: int | None = None) -> torch.Tensor:
+        """``n`` random inputs the model takes: uniform pixels, or token ids in
+        ``[1, vocab_size)`` of ``length`` (where the shape says 0)."""
+        g = torch.Generator().manual_seed(seed)
+        shape = tuple(d or length for d in self.input_shape)
+        if self.input_dtype == "int64":
+            return torch.randint(1, vocab_size or 2, (n, *shape), generator=g)
+        return torch.rand(n, *shape, generator=g)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type summary."""
@@ -347,6 +367,9 @@ _TRAINING: dict[str, TrainingDefaults] = {
                                       patience=None, augment="faces"),
     "face-cnn-26k": TrainingDefaults(epochs=60, lr=5e-3, batch_size=32, val_fraction=0.0,
                                      patience=None, augment="faces"),
+    # text: see bench/results/train_zoo_text.md (SST-2 with 10 % of train held out)
+    "text-cnn-1.9m": TrainingDefaults(epochs=6, lr=1e-3, batch_size=64, patience=2),
+    "text-bigru-1.9m": TrainingDefaults(epochs=6, lr=2e-3, batch_size=64, patience=2),
 }
 
 _MNIST = {"mean": MNIST_MEAN, "std": MNIST_STD}
@@ -423,3 +446,15 @@ _CONV_ARCHS: tuple[tuple[ArchSpec, _ConvLayout, dict[str, Any]], ...] = (
 for _spec, _layout, _defaults in _CONV_ARCHS:
     _register_conv(_spec, _layout, **_defaults)
 del _spec, _layout, _defaults
+
+# text classifiers (token ids N×T → N×K; built with the data's vocab_size, see text_nets)
+_register(ArchSpec(
+    "text-cnn-1.9m", "text-cnn", (0,), 2,
+    "Kim's CNN: embedding 128, convolutions of widths 3/4/5 with 100 filters each (ReLU), max "
+    "over time, dropout 0.5, linear (size with SST-2's 13,395-token vocabulary)",
+    ("embed", "convs"), input_dtype="int64"))(text_nets.kim_cnn)
+_register(ArchSpec(
+    "text-bigru-1.9m", "text-rnn", (0,), 2,
+    "embedding 128, dropout 0.25, bidirectional GRU 128 (last states), dropout 0.5, linear "
+    "(size with SST-2's 13,395-token vocabulary)",
+    ("embed", "rnn"), input_dtype="int64"))(text_nets.bigru)
