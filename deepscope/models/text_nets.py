@@ -40,9 +40,13 @@ SST2_VOCAB = 13_395
 class TokenEmbedding(nn.Module):
     """Token ids N×T → embeddings N×D×T (channel-first); id 0 maps to the zero vector."""
 
-    def __init__(self, vocab_size: int, dim: int) -> None:
+    def __init__(self, vocab_size: int, dim: int, scale: float = 0.25) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+        # Kim's CNN-rand: uniform in [-0.25, 0.25] (not torch's N(0, 1), which Adam barely moves)
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-scale, scale)
+            self.embedding.weight[0].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed ``x`` (int64 N×T) and move the features to dimension 1."""
