@@ -70,8 +70,10 @@ class Recipe:
 
 # Chosen to meet the targets at the lowest cost on 2 CPU cores (see bench/results/train_zoo.md).
 _MLP = Recipe(epochs=15, lr=2e-3, augment="digits", patience=5)
-_TEXT_CNN = Recipe(epochs=6, lr=1e-3, batch_size=64, patience=2)
-_TEXT_GRU = Recipe(epochs=6, lr=2e-3, batch_size=64, patience=2)
+# text: the zoo's TrainingDefaults on SST-2 (67k phrases: a few epochs fill the 10-minute
+# budget); UCI's 1,440 training sentences need more epochs (chosen on its validation split)
+_TEXT_CNN = Recipe(epochs=5, lr=1e-3, batch_size=64, patience=2)
+_TEXT_GRU = Recipe(epochs=5, lr=2e-3, batch_size=64, patience=2)
 _RECIPES: dict[tuple[str, str], Recipe] = {
     ("mlp-100k", "mnist"): _MLP,
     ("mlp-270k", "mnist"): _MLP,
@@ -90,11 +92,10 @@ _RECIPES: dict[tuple[str, str], Recipe] = {
     ),
     ("cifar-cnn-60k", CIFAR_DATASET): Recipe(epochs=6, lr=3e-3, patience=None),
     ("cifar-cnn-1m", CIFAR_DATASET): Recipe(epochs=5, lr=2e-3, patience=None),
-    # text: one recipe per architecture, for both datasets (the zoo's TrainingDefaults)
     ("text-cnn-1.9m", "sst2"): _TEXT_CNN,
-    ("text-cnn-1.9m", "uci-sentiment"): _TEXT_CNN,
+    ("text-cnn-1.9m", "uci-sentiment"): Recipe(epochs=20, lr=1e-3, batch_size=32, patience=4),
     ("text-bigru-1.9m", "sst2"): _TEXT_GRU,
-    ("text-bigru-1.9m", "uci-sentiment"): _TEXT_GRU,
+    ("text-bigru-1.9m", "uci-sentiment"): Recipe(epochs=20, lr=2e-3, batch_size=64, patience=5),
 }
 
 # Test-accuracy targets of the brief: (family, dataset) → minimum accuracy.

@@ -368,8 +368,8 @@ _TRAINING: dict[str, TrainingDefaults] = {
     "face-cnn-26k": TrainingDefaults(epochs=60, lr=5e-3, batch_size=32, val_fraction=0.0,
                                      patience=None, augment="faces"),
     # text: see bench/results/train_zoo_text.md (SST-2 with 10 % of train held out)
-    "text-cnn-1.9m": TrainingDefaults(epochs=6, lr=1e-3, batch_size=64, patience=2),
-    "text-bigru-1.9m": TrainingDefaults(epochs=6, lr=2e-3, batch_size=64, patience=2),
+    "text-cnn-1.9m": TrainingDefaults(epochs=5, lr=1e-3, batch_size=64, patience=2),
+    "text-bigru-1.9m": TrainingDefaults(epochs=5, lr=2e-3, batch_size=64, patience=2),
 }
 
 _MNIST = {"mean": MNIST_MEAN, "std": MNIST_STD}
