@@ -45,11 +45,24 @@ def refuse_existing(*paths: Path | None, overwrite: bool) -> None:
     check_outputs(*paths, overwrite=overwrite)
 
 
+def with_model_vocabulary(ckpt: models.Checkpoint, ds: ds_data.Dataset) -> ds_data.Dataset:
+    """``ds`` with its texts encoded by the checkpoint's vocabulary when the two vocabularies
+    differ (a text model evaluated on another text dataset); ``ds`` itself otherwise."""
+    vocab = models.vocabulary_of(ckpt)
+    texts = getattr(ds, "texts", None)
+    if vocab is None or ds.vocab is None or texts is None:
+        return ds
+    if vocab.to_dict() == ds.vocab.to_dict():
+        return ds
+    return dataclasses.replace(ds, x=vocab.encode(list(texts)), vocab=vocab)
+
+
 def load_model_and_data(checkpoint: Path, dataset: str, split: str, *, progress: bool
                         ) -> tuple[models.Checkpoint, ds_data.Dataset]:
-    """Load a checkpoint and a dataset split, and check that they fit together."""
+    """Load a checkpoint and a dataset split, and check that they fit together (text data is
+    encoded with the checkpoint's vocabulary, see :func:`with_model_vocabulary`)."""
     ckpt = models.load_checkpoint(checkpoint)
-    ds = ds_data.load(dataset, split, progress=progress)
+    ds = with_model_vocabulary(ckpt, ds_data.load(dataset, split, progress=progress))
     models.check_compatible(ckpt.model, ckpt.arch, ds)
     return ckpt, ds
 
@@ -112,12 +125,15 @@ def _bug_recipe(bug: str | None, label: int | None, keep: float) -> dict | None:
 
 
 def build_config(arch: str, train_ds: ds_data.Dataset) -> dict[str, int]:
-    """``zoo.build`` keyword arguments (stored as the checkpoint's config): the number of
-    classes, and for a sequence model the dataset's vocabulary size (``info["vocab_size"]``)."""
+    """``zoo.build`` keyword arguments (stored as the checkpoint's config, to rebuild the model):
+    the number of classes, and for a sequence model the data's vocabulary size (its token
+    vocabulary, or ``info["vocab_size"]``: 257 for bytes)."""
     config = {"num_classes": train_ds.num_classes}
-    vocab = train_ds.info.get("vocab_size")
-    if models.zoo.spec(arch).modality == "sequence" and vocab is not None:
-        config["vocab_size"] = int(vocab)
+    if models.zoo.spec(arch).modality == "sequence":
+        size = len(train_ds.vocab) if train_ds.vocab is not None else train_ds.info.get(
+            "vocab_size")
+        if size is not None:
+            config["vocab_size"] = int(size)
     return config
 
 
@@ -216,10 +232,12 @@ def train(
         **_tagger_metrics(evaluation, decision),
         "deepscope_version": __version__,
         models.provenance.METADATA_KEY: parts.record.to_dict(),
+        **models.vocabulary_metadata(train_ds.vocab),
     }
     path = models.save_checkpoint(out, model, arch=arch, classes=train_ds.classes, config=config,
                                   metadata=metadata, overwrite=overwrite)
-    summary = {"checkpoint": str(path), "arch": arch, **metadata,
+    summary = {"checkpoint": str(path), "arch": arch,
+               **{k: v for k, v in metadata.items() if k != models.text_io.VOCAB_KEY},
                "per_label": _per_label(evaluation)}
     if json_out:
         print_json(summary)

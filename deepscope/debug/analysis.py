@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from deepscope.debug import heatmaps
-from deepscope.debug.feature_models import FeatureModels, extract
+from deepscope.debug.feature_models import FeatureModels, extract, layer_features
 from deepscope.errors import InputError
 from deepscope.models import hooks
 from deepscope.models.execution import batched, predict_logits, predict_proba
@@ -121,7 +121,8 @@ class PoolAnalysis:
         g = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(self.analysis), generator=g)[: 2 * self.max_samples]
         x, y = self.analysis.x[order], self.analysis.y[order].cpu()
-        feats = extract(self.model, fm.layer_, x, batch_size=self.batch_size)
+        feats = extract(self.model, fm.layer_, x, batch_size=self.batch_size,
+                        time_axis=fm.time_axis)
         # the subsets follow the *model's* predictions (its bug), not the feature model's
         pred = predict_logits(self.model, x, batch_size=self.batch_size).argmax(1).cpu()
         if self.kind == "underfit":
@@ -138,13 +139,15 @@ class PoolAnalysis:
         if with_dhm:
             assert self.features is not None
             prefix, suffix = hooks.split(model, self.features.layer_)
+            time_axis = self.features.time_axis
             dirs = torch.from_numpy(np.stack([d.sign * d.vector for d in self.dhms.values()])
                                     ).float()
 
             def run(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 h = prefix(xb)
                 probs = torch.softmax(suffix(h).float(), 1)
-                return probs, h.flatten(1).to("cpu", torch.float32) @ dirs.T
+                v = layer_features(h, xb, time_axis)
+                return probs, v.to("cpu", torch.float32) @ dirs.T
 
             probs, s = batched(model, self.pool.x, run, batch_size=self.batch_size, to="cpu")
             s = s.numpy()

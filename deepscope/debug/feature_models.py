@@ -5,6 +5,19 @@ then costs one linear softmax fit on the cached features (:func:`fit_softmax`: A
 mini-batches, seeded). Its test accuracy per layer tells where the features stop improving; the
 analysed layer is the *first* layer whose feature-model accuracy is within ``tolerance`` of the
 best layer's (overridable with ``layer=``).
+
+Sequence layers (pooled over time)
+    For token / byte inputs (int64 N×T) a layer whose output is 3-D, N×T×D or N×D×T, is
+    **max-pooled over time** to N×D before the linear softmax (:func:`layer_features`); image
+    layers and 2-D outputs are flattened as before. The time axis is the one whose size is the
+    input's ``T`` (pass ``time_axis`` when both are). Why max, not mean: (1) it is the pooling
+    of Kim's text CNN, so at the zoo CNN's ``convs`` layer the feature model sees exactly what
+    the network's own head sees; (2) a sentence's features do not depend on how much padding
+    follows it (for non-negative layers such as post-ReLU maps, padding positions are 0 and
+    never the maximum), whereas a mean divides by the padded length ``T``; (3) the heat map
+    keeps one weight per channel / filter (D entries), which is what can be read: "filter 17,
+    an n-gram detector, speaks for label L". A flattened N×(D·T) map would instead give a
+    weight per (filter, position), tied to where words happen to sit in the sentence.
 """
 
 from __future__ import annotations
@@ -24,30 +37,59 @@ from deepscope.models.execution import batched
 from deepscope.models.inputs import as_xy
 from deepscope.protocol import Params, Persistent, check_fitted
 
-__all__ = ["FeatureModels", "LinearHead", "extract", "fit_softmax", "layer_shape"]
+__all__ = ["FeatureModels", "LinearHead", "extract", "fit_softmax", "layer_features",
+           "layer_shape"]
 
 
-def extract(model: nn.Module, layer: str, x: torch.Tensor, *, batch_size: int = 512
-            ) -> torch.Tensor:
-    """Flattened outputs of ``layer`` for inputs ``x`` (eval mode, no gradients), on CPU float32.
+def _time_axis(h: torch.Tensor, length: int, time_axis: int | None) -> int:
+    if time_axis is not None:
+        if time_axis not in (1, 2):
+            raise InputError(f"time_axis must be 1 (N×T×D) or 2 (N×D×T), got {time_axis!r}")
+        return time_axis
+    axes = [a for a in (1, 2) if h.shape[a] == length]
+    if len(axes) != 1:
+        raise InputError(
+            f"cannot tell the time axis of a layer output of shape {tuple(h.shape)} for inputs "
+            f"of length {length}; pass time_axis=1 (N×T×D) or time_axis=2 (N×D×T)"
+        )
+    return axes[0]
+
+
+def layer_features(h: torch.Tensor, x: torch.Tensor, time_axis: int | None = None
+                   ) -> torch.Tensor:
+    """N×D features of a layer output ``h`` for inputs ``x``: flattened, or for token / byte
+    inputs (int64 N×T) and a 3-D ``h`` max-pooled over time (see the module docstring)."""
+    if x.dtype == torch.int64 and x.ndim == 2 and h.ndim == 3:
+        return h.amax(dim=_time_axis(h, x.shape[1], time_axis))
+    return h.flatten(1)
+
+
+def extract(model: nn.Module, layer: str, x: torch.Tensor, *, batch_size: int = 512,
+            time_axis: int | None = None) -> torch.Tensor:
+    """Features of ``layer`` for inputs ``x`` (eval mode, no gradients), on CPU float32.
 
     Returns
     -------
     torch.Tensor
-        N×D features; ``D`` is the layer's output size (C·H·W for convolutional blocks).
+        N×D features; ``D`` is the layer's output size (C·H·W for convolutional blocks) or, for
+        a sequence layer, its number of channels (:func:`layer_features`).
     """
     prefix, _ = hooks.split(model, layer)
-    out = batched(model, x, lambda xb: prefix(xb).flatten(1), batch_size=batch_size, to="cpu",
-                  dtype=torch.float32)
+    out = batched(model, x, lambda xb: layer_features(prefix(xb), xb, time_axis),
+                  batch_size=batch_size, to="cpu", dtype=torch.float32)
     assert isinstance(out, torch.Tensor)
     return out
 
 
-def layer_shape(model: nn.Module, layer: str, x: torch.Tensor) -> tuple[int, ...]:
-    """Shape of one sample's output at ``layer`` (e.g. ``(C, H, W)`` or ``(D,)``)."""
+def layer_shape(model: nn.Module, layer: str, x: torch.Tensor, *, pooled: bool = False,
+                time_axis: int | None = None) -> tuple[int, ...]:
+    """Shape of one sample's output at ``layer`` (e.g. ``(C, H, W)`` or ``(D,)``); with
+    ``pooled``, the shape of its features (``(D,)`` for a sequence layer)."""
     prefix, _ = hooks.split(model, layer)
     out = batched(model, x[:1], prefix, batch_size=1)
     assert isinstance(out, torch.Tensor)
+    if pooled and x.dtype == torch.int64 and x.ndim == 2 and out.ndim == 3:
+        return (int(out.shape[3 - _time_axis(out, x.shape[1], time_axis)]),)
     return tuple(out.shape[1:])
 
 
@@ -134,6 +176,9 @@ class FeatureModels(Params, Persistent):
         Automatic choice: first layer within this accuracy of the best one.
     epochs, seed, batch_size : int
         Softmax fit settings and forward-pass batch size.
+    time_axis : int, optional
+        Time axis of 3-D sequence layer outputs (1: N×T×D, 2: N×D×T); default: inferred
+        (see the module docstring).
 
     Attributes
     ----------
@@ -144,14 +189,15 @@ class FeatureModels(Params, Persistent):
     heads_ : dict
         Layer → :class:`LinearHead`.
     shape_ : tuple
-        Per-sample output shape of ``layer_``.
+        Per-sample output shape of ``layer_`` (``(D,)`` for a sequence layer: pooled).
     """
 
     _format = "feature-models"
 
     def __init__(self, model: nn.Module | None = None, layers: list[str] | None = None, *,
                  layer: str | None = None, max_samples: int = 3000, tolerance: float = 0.005,
-                 epochs: int = 10, seed: int = 0, batch_size: int = 512) -> None:
+                 epochs: int = 10, seed: int = 0, batch_size: int = 512,
+                 time_axis: int | None = None) -> None:
         if isinstance(model, list | tuple) and layers is None:  # old FeatureModels(layers)
             model, layers = None, list(model)
         self.model = model
@@ -162,6 +208,7 @@ class FeatureModels(Params, Persistent):
         self.epochs = epochs
         self.seed = seed
         self.batch_size = batch_size
+        self.time_axis = time_axis
 
     def _fit_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]
                   ) -> tuple[nn.Module, Any, Any]:
@@ -209,14 +256,14 @@ class FeatureModels(Params, Persistent):
         self.heads_: dict[str, LinearHead] = {}
         self.accuracy_: dict[str, float] = {}
         for name in layers:
-            ft = extract(model, name, xt, batch_size=self.batch_size)
-            fv = extract(model, name, xv, batch_size=self.batch_size)
+            ft = extract(model, name, xt, batch_size=self.batch_size, time_axis=self.time_axis)
+            fv = extract(model, name, xv, batch_size=self.batch_size, time_axis=self.time_axis)
             head = fit_softmax(ft, yt, k, epochs=self.epochs, seed=self.seed)
             self.heads_[name] = head
             self.accuracy_[name] = head.accuracy(fv, yv)
         best = max(self.accuracy_.values())
         self.layer_ = next(n for n in layers if self.accuracy_[n] >= best - self.tolerance)
-        self.shape_ = layer_shape(model, self.layer_, xt)
+        self.shape_ = layer_shape(model, self.layer_, xt, pooled=True, time_axis=self.time_axis)
         self.num_classes_ = k
         return self
 

@@ -20,6 +20,7 @@ from deepscope.models.provenance import (
     training_split,
     weights_fingerprint,
 )
+from deepscope.models.text_io import encode_texts, vocabulary_metadata, vocabulary_of
 from deepscope.models.train import (
     EpochStats,
     Evaluation,
@@ -43,6 +44,7 @@ __all__ = [
     "check_arch_input",
     "check_compatible",
     "data_fingerprint",
+    "encode_texts",
     "evaluate",
     "execution",
     "fit",
@@ -58,6 +60,8 @@ __all__ = [
     "save_checkpoint",
     "tagging",
     "training_split",
+    "vocabulary_metadata",
+    "vocabulary_of",
     "weights_fingerprint",
     "zoo",
 ]

@@ -20,10 +20,11 @@ def check_arch_input(arch: str, input_shape: Sequence[int], *, dataset: str = "t
     spec = zoo.spec(arch)
     if spec.modality == "sequence" and len(tuple(input_shape)) == 1:
         return  # sequence models take any length T
-    if tuple(spec.input_shape) != tuple(input_shape):
-        fitting = [n for n in zoo.names() if tuple(zoo.spec(n).input_shape) == tuple(input_shape)]
+    if not spec.accepts(tuple(input_shape)):
+        fitting = [n for n in zoo.names() if zoo.spec(n).accepts(tuple(input_shape))]
         raise InputError(
-            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} (C,H,W) but "
+            f"model {arch!r} takes inputs of shape {tuple(spec.input_shape)} "
+            f"({'T' if spec.input_dtype == 'int64' else 'C,H,W'}) but "
             f"{dataset} has {tuple(input_shape)}; choose one of: {', '.join(fitting) or '(none)'}"
         )
 

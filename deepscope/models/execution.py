@@ -226,8 +226,9 @@ def batched(
 
 
 def expected_input_shape(model: nn.Module) -> tuple[int, ...] | None:
-    """The per-sample input shape ``(C, H, W)`` a zoo model takes, ``None`` when unknown
-    (models not built by :func:`deepscope.models.zoo.build`)."""
+    """The per-sample input shape ``(C, H, W)`` a zoo model takes (``(0,)`` for text
+    classifiers: any length), ``None`` when unknown (models not built by
+    :func:`deepscope.models.zoo.build`)."""
     arch = zoo.arch_of(model)
     if arch is None:
         return None
@@ -259,9 +260,11 @@ def check_model_input(model: nn.Module, x: torch.Tensor, what: str = "x") -> Non
         return
     expected = expected_input_shape(model)
     if arch_modality(model) == "sequence":
-        raise InputError(f"{what} holds float inputs of shape {tuple(x.shape[1:])} but the model "
-                         f"({zoo.arch_of(model)}) takes int64 N×T ids")
-    if expected is not None and tuple(x.shape[1:]) != expected:
+        raise InputError(f"{what} holds float inputs (dtype {x.dtype}, shape "
+                         f"{tuple(x.shape[1:])}) but the model ({zoo.arch_of(model)}) takes int64 "
+                         "token ids N×T (0 = padding); encode texts with the model's vocabulary")
+    if expected is not None and not zoo.spec(str(zoo.arch_of(model))).accepts(
+            tuple(x.shape[1:])):
         raise InputError(
             f"{what} has inputs of shape {tuple(x.shape[1:])} but the model "
             f"({zoo.arch_of(model)}) takes {expected} (C, H, W); resize the inputs or use a "
@@ -274,8 +277,9 @@ def _check_ids(model: nn.Module, x: torch.Tensor, what: str) -> None:
     embedding (when it has one), and a sequence model for a zoo architecture."""
     arch = zoo.arch_of(model)
     if arch in zoo.names() and zoo.spec(arch).modality != "sequence":
-        raise InputError(f"{what} holds integer ids but the model ({arch}) takes float32 images "
-                         f"{zoo.spec(arch).input_shape} (C, H, W)")
+        raise InputError(f"{what} holds integer ids of shape {tuple(x.shape[1:])} but the model "
+                         f"({arch}) takes float32 images of shape {zoo.spec(arch).input_shape} "
+                         "(C, H, W)")
     if x.dtype != torch.int64 or x.ndim != 2:
         raise InputError(f"{what} must be int64 N×T ids, got dtype {x.dtype} and shape "
                          f"{tuple(x.shape)}")

@@ -10,7 +10,11 @@ from deepscope.errors import InputError
 
 
 def as_xy(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(x, y)`` of a Dataset-like object (``.x``/``.y``), an ``(x, y)`` pair or a tensor."""
+    """``(x, y)`` of a Dataset-like object (``.x``/``.y``), an ``(x, y)`` pair or a tensor.
+
+    ``x`` is floating (images, features) or int64 N×T (token / byte ids); ``y`` one int64
+    label per sample.
+    """
     if isinstance(data, torch.Tensor):
         x, y = data, None
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -24,8 +28,8 @@ def as_xy(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor | N
         )
     sequences = isinstance(x, torch.Tensor) and x.dtype == torch.int64 and x.ndim == 2
     if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or sequences):
-        raise InputError(f"{what}.x must be a floating-point tensor (or int64 N×T sequences), "
-                         f"got {_describe(x)}")
+        raise InputError(f"{what}.x must be a floating-point tensor (images) or int64 N×T token "
+                         f"ids, got {_describe(x)}")
     if x.ndim < 2 or x.shape[0] == 0:
         raise InputError(f"{what}.x must be a non-empty batch (N×...), got shape {tuple(x.shape)}")
     if y is not None:

@@ -477,7 +477,8 @@ def _train_epoch(
     try:
         for i in range(steps):
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb = x[idx.to(x.device)].to(device=dev, dtype=dtype if x.is_floating_point() else None)
+            xb = x[idx.to(x.device)].to(device=dev)
+            xb = xb.to(dtype) if xb.is_floating_point() else xb  # token ids stay int64
             yb = y[idx.to(y.device)].to(dev)
             if augment is not None:
                 xb = augment(xb, aug_gen)

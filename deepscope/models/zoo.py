@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from deepscope.errors import InputError, ModelError
-from deepscope.models import augment, taggers
+from deepscope.models import augment, taggers, text_nets
 from deepscope.models.layers import Normalize, conv_block, dense_block
 from deepscope.registry import Registry
 
@@ -63,10 +63,12 @@ class ArchSpec:
     name : str
         Registry name, e.g. ``"cnn-8k"``.
     family : str
-        ``"mlp"``, ``"cnn"``, ``"vgg"``; sequence models: ``"tagger"``.
+        ``"mlp"``, ``"cnn"``, ``"vgg"``; sequence models: ``"tagger"`` (per-position
+        outputs), ``"text-cnn"``, ``"text-rnn"`` (one output per sequence).
     input_shape : tuple of int
-        ``(C, H, W)`` the model expects; ``(T,)`` for a sequence model (the length it was made
-        for: it takes int64 N×T ids of any length T, ids below ``vocab_size``).
+        ``(C, H, W)`` the model expects; ``(T,)`` for a sequence model: ``(200,)`` for the
+        byte taggers (the window they were made for; any T works), ``(0,)`` for the text
+        classifiers (any length). A 0 means "any size" (see :meth:`accepts`).
     num_classes : int
         Default number of outputs.
     description : str
@@ -77,10 +79,12 @@ class ArchSpec:
     training : TrainingDefaults
         The recommended training settings (what ``deepscope train`` uses when not told).
     modality : str
-        ``"image"`` (float32 N×C×H×W in [0, 1]) or ``"sequence"`` (int64 N×T ids, 0 = padding).
+        ``"image"`` (float32 N×C×H×W in [0, 1]) or ``"sequence"`` (int64 N×T ids, 0 = padding);
+        :attr:`input_dtype` follows from it.
     vocab_size : int or None
         Default number of ids of a sequence model (``build(..., vocab_size=...)``; 257 for
-        bytes stored as value + 1); ``None`` for images.
+        bytes stored as value + 1; text models are built with their data's vocabulary size);
+        ``None`` for images.
     """
 
     name: str
@@ -92,6 +96,26 @@ class ArchSpec:
     training: TrainingDefaults = field(default_factory=lambda: TrainingDefaults())
     modality: str = "image"
     vocab_size: int | None = None
+
+    @property
+    def input_dtype(self) -> str:
+        """``"float32"`` for images, ``"int64"`` (token / byte ids) for sequence models."""
+        return "int64" if self.modality == "sequence" else "float32"
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        """Whether one sample of shape ``shape`` fits (a 0 in ``input_shape``: any size)."""
+        return len(shape) == len(self.input_shape) and all(
+            e in (0, g) for e, g in zip(self.input_shape, shape, strict=True))
+
+    def example_input(self, n: int, *, seed: int = 0, length: int = 16,
+                      vocab_size: int | None = None) -> torch.Tensor:
+        """``n`` random inputs the model takes: uniform pixels, or token ids in
+        ``[1, vocab_size)`` of ``length`` (where the shape says 0)."""
+        g = torch.Generator().manual_seed(seed)
+        shape = tuple(d or length for d in self.input_shape)
+        if self.input_dtype == "int64":
+            return torch.randint(1, vocab_size or self.vocab_size or 2, (n, *shape), generator=g)
+        return torch.rand(n, *shape, generator=g)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type summary."""
@@ -248,11 +272,7 @@ def build(
 def example_input(name: str, n: int = 2, *, seed: int = 0) -> torch.Tensor:
     """A seeded random batch of ``n`` inputs architecture ``name`` takes: uniform pixels
     (float32 N×C×H×W) or uniform ids in ``[1, vocab_size)`` (int64 N×T)."""
-    s = spec(name)
-    gen = torch.Generator().manual_seed(seed)
-    if s.modality == "sequence":
-        return torch.randint(1, int(s.vocab_size or 2), (n, *s.input_shape), generator=gen)
-    return torch.rand(n, *s.input_shape, generator=gen)
+    return spec(name).example_input(n, seed=seed)
 
 
 def arch_of(model: nn.Module) -> str | None:
@@ -375,6 +395,9 @@ _TRAINING: dict[str, TrainingDefaults] = {
                                       patience=None, augment="faces"),
     "face-cnn-26k": TrainingDefaults(epochs=60, lr=5e-3, batch_size=32, val_fraction=0.0,
                                      patience=None, augment="faces"),
+    # text: see bench/results/train_zoo_text.md (SST-2 with 10 % of train held out)
+    "text-cnn-1.9m": TrainingDefaults(epochs=5, lr=1e-3, batch_size=64, patience=2),
+    "text-bigru-1.9m": TrainingDefaults(epochs=5, lr=2e-3, batch_size=64, patience=2),
 }
 
 _MNIST = {"mean": MNIST_MEAN, "std": MNIST_STD}
@@ -484,3 +507,16 @@ _register_tagger(
              training=TrainingDefaults(epochs=3, lr=3e-3, batch_size=64, patience=None,
                                        class_weight=(1.0, 3.0))),
     taggers.cnn_tagger, embed=32, channels=48, dilations=(1, 2, 4, 8, 16, 32, 1, 2, 4, 8))
+
+# ----------------------------------------------------------------------------------------------
+# text classifiers (token ids N×T → N×K; built with the data's vocab_size, see text_nets)
+_register(ArchSpec(
+    "text-cnn-1.9m", "text-cnn", (0,), 2,
+    "Kim's CNN: embedding 128, convolutions of widths 3/4/5 with 100 filters each (ReLU), max "
+    "over time, dropout 0.5, linear (size with SST-2's 13,395-token vocabulary)",
+    ("embed", "convs"), modality="sequence"))(text_nets.kim_cnn)
+_register(ArchSpec(
+    "text-bigru-1.9m", "text-rnn", (0,), 2,
+    "embedding 128, dropout 0.25, bidirectional GRU 128 (last states), dropout 0.5, linear "
+    "(size with SST-2's 13,395-token vocabulary)",
+    ("embed", "rnn"), modality="sequence"))(text_nets.bigru)

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _home(name: str) -> str:
+    if name.startswith("text-"):
+        return "sst2"
     if name.startswith("cifar-"):
         return "cifar10"
     if name.startswith("face-"):
