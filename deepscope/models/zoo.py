@@ -380,7 +380,8 @@ _register_tagger(
              "(kernel 3, dilations 1-32 then 1-8, BN, GELU; ±126-byte receptive field), "
              "per-position 1×1 head (N×T×2)",
              ("block2", "block4", "block6", "block8", "block10"),
-             training=TrainingDefaults(epochs=3, lr=3e-3, batch_size=64, patience=None,
+             # 4 epochs: validation F1 0.9176 vs 0.9136 with 3 (8.5 min on 2 idle cores)
+             training=TrainingDefaults(epochs=4, lr=3e-3, batch_size=64, patience=None,
                                        class_weight=(1.0, 3.0))),
     taggers.cnn_tagger, embed=32, channels=48, dilations=(1, 2, 4, 8, 16, 32, 1, 2, 4, 8))
 
