@@ -204,8 +204,10 @@ class Detector(Params, Persistent, ABC):
 
     @classmethod
     def _saved_params(cls, meta: dict[str, Any]) -> dict[str, Any]:
-        """The constructor's own parameters as stored in a saved header."""
-        return {k: meta[k] for k in cls.param_names() if k not in _BASE_PARAMS and k in meta}
+        """The constructor's own parameters as stored in a saved header (at its top level, or
+        under ``"params"`` for detectors that keep them apart from their learned state)."""
+        source = meta.get("params", meta)
+        return {k: source[k] for k in cls.param_names() if k not in _BASE_PARAMS and k in source}
 
     @classmethod
     def _rebuild(cls, model: nn.Module, meta: dict[str, Any], arrays: dict[str, torch.Tensor],
@@ -216,6 +218,16 @@ class Detector(Params, Persistent, ABC):
                    **cls._saved_params(meta))
 
     # ------------------------------------------------------------------ helpers
+    def _fit_threshold_only(self, x_benign: torch.Tensor, x_calib: torch.Tensor | None
+                            ) -> None:
+        """``fit`` of a detector that learns nothing but its threshold: check the inputs and
+        calibrate on ``x_calib`` (default ``x_benign``)."""
+        check_images(x_benign, "x_benign")
+        self.input_shape_ = tuple(x_benign.shape[1:])
+        x_calib = x_benign if x_calib is None else x_calib
+        check_images(x_calib, "x_calib", model_shape=self.input_shape_)
+        self._calibrate(x_calib)
+
     def _batched(self, fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Any:
         return execution.batched(self.model, x, fn, batch_size=self.batch_size)
 

@@ -222,10 +222,6 @@ class LIDDetector(Detector):
         arrays.update({f"reference.{i}": r for i, r in enumerate(self.reference_)})
         return meta, arrays
 
-    @classmethod
-    def _saved_params(cls, meta: dict[str, Any]) -> dict[str, Any]:
-        return dict(meta["params"])
-
     def _set_learned_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]
                            ) -> None:
         self.layers_ = list(meta["feature_layers"])

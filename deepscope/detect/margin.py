@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from deepscope.detect.base import DETECTORS, Detector, check_images
+from deepscope.detect.base import DETECTORS, Detector
 from deepscope.errors import InputError
 
 __all__ = ["MarginDetector", "logit_margin"]
@@ -48,11 +48,7 @@ class MarginDetector(Detector):
     def fit(self, x_benign: torch.Tensor, *, x_calib: torch.Tensor | None = None
             ) -> MarginDetector:
         """Set the threshold on benign inputs (``x_calib`` if given, else ``x_benign``)."""
-        check_images(x_benign, "x_benign")
-        self.input_shape_ = tuple(x_benign.shape[1:])
-        x_calib = x_benign if x_calib is None else x_calib
-        check_images(x_calib, "x_calib", model_shape=self.input_shape_)
-        self._calibrate(x_calib)
+        self._fit_threshold_only(x_benign, x_calib)
         return self
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:

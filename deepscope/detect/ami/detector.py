@@ -314,10 +314,6 @@ class AmIDetector(Detector):
         arrays = {f"votes.{k}": v for k, v in self.witnesses_.votes.items()}
         return meta, arrays
 
-    @classmethod
-    def _saved_params(cls, meta: dict[str, Any]) -> dict[str, Any]:
-        return dict(meta["params"])
-
     def _set_learned_state(self, meta: dict[str, Any], arrays: dict[str, torch.Tensor]
                            ) -> None:
         votes = {k[len("votes."):]: v for k, v in arrays.items() if k.startswith("votes.")}
