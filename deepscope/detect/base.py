@@ -34,7 +34,7 @@ from torch import nn
 
 from deepscope._validate import check_bool, check_int, check_probability
 from deepscope._validate import check_images as _check_images
-from deepscope.detect.calibration import quantile_threshold
+from deepscope.detect.calibration import quantile_threshold, split_calibration
 from deepscope.detect.result import DetectionResult
 from deepscope.errors import InputError, NotFittedError
 from deepscope.models import execution
@@ -227,6 +227,38 @@ class Detector(Params, Persistent, ABC):
         x_calib = x_benign if x_calib is None else x_calib
         check_images(x_calib, "x_calib", model_shape=self.input_shape_)
         self._calibrate(x_calib)
+
+    def _split_benign(self, x_benign: torch.Tensor, x_calib: torch.Tensor | None, *,
+                      x_adv: torch.Tensor | None = None, labels: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Check a combiner-trained detector's inputs and split off its calibration inputs.
+
+        Without ``x_calib``, a seeded ``calib_fraction`` of ``x_benign`` is held out
+        (:func:`~deepscope.detect.calibration.split_calibration`) and ``labels`` (one per
+        benign input, checked) are restricted to the fitting rows. Sets ``input_shape_``.
+
+        Returns
+        -------
+        (x_fit, x_calib, labels of x_fit)
+        """
+        check_images(x_benign, "x_benign")
+        shape = tuple(x_benign.shape[1:])
+        if labels is not None:
+            labels = torch.as_tensor(labels).long()
+            if labels.shape != (x_benign.shape[0],):
+                raise InputError(f"labels must have one entry per input ({x_benign.shape[0]}),"
+                                 f" got shape {tuple(labels.shape)}")
+        x_fit = x_benign
+        if x_calib is None:
+            fit_idx, cal_idx = split_calibration(x_benign.shape[0], self.calib_fraction,
+                                                 self.seed)
+            x_fit, x_calib = x_benign[fit_idx], x_benign[cal_idx]
+            labels = None if labels is None else labels[fit_idx]
+        check_images(x_calib, "x_calib", model_shape=shape)
+        if x_adv is not None:
+            check_images(x_adv, "x_adv", model_shape=shape)
+        self.input_shape_ = shape
+        return x_fit, x_calib, labels
 
     def _batched(self, fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Any:
         return execution.batched(self.model, x, fn, batch_size=self.batch_size)

@@ -41,7 +41,6 @@ from deepscope.detect._features import (
     layer_features,
 )
 from deepscope.detect.base import DETECTORS, Detector, check_images
-from deepscope.detect.calibration import split_calibration
 from deepscope.errors import InputError
 from deepscope.models import execution, hooks
 
@@ -150,20 +149,10 @@ class LIDDetector(Detector):
         LIDDetector
             ``self``, fitted.
         """
-        check_images(x_benign, "x_benign")
-        shape = tuple(x_benign.shape[1:])
-        x_fit = x_benign
-        if x_calib is None:
-            fit_idx, cal_idx = split_calibration(x_benign.shape[0], self.calib_fraction,
-                                                 self.seed)
-            x_fit, x_calib = x_benign[fit_idx], x_benign[cal_idx]
-        check_images(x_calib, "x_calib", model_shape=shape)
-        if x_adv is not None:
-            check_images(x_adv, "x_adv", model_shape=shape)
+        x_fit, x_calib, _ = self._split_benign(x_benign, x_calib, x_adv=x_adv)
         if x_fit.shape[0] <= self.k:
             raise InputError(f"LID needs more than k={self.k} benign fitting inputs, got "
                              f"{x_fit.shape[0]}; pass more inputs or a smaller k")
-        self.input_shape_ = shape
         self.layers_ = self.layers or [*default_feature_layers(self.model, x_fit),
                                        last_layer(self.model)]
         g = torch.Generator().manual_seed(self.seed)

@@ -47,7 +47,6 @@ from deepscope.detect._features import (
     layer_features,
 )
 from deepscope.detect.base import DETECTORS, Detector, check_images
-from deepscope.detect.calibration import split_calibration
 from deepscope.errors import InputError
 from deepscope.models import execution, hooks
 
@@ -147,23 +146,8 @@ class MahalanobisDetector(Detector):
         MahalanobisDetector
             ``self``, fitted.
         """
-        check_images(x_benign, "x_benign")
-        shape = tuple(x_benign.shape[1:])
-        if labels is not None:
-            labels = torch.as_tensor(labels).long()
-            if labels.shape != (x_benign.shape[0],):
-                raise InputError(f"labels must have one entry per input ({x_benign.shape[0]}),"
-                                 f" got shape {tuple(labels.shape)}")
-        x_fit = x_benign
-        if x_calib is None:
-            fit_idx, cal_idx = split_calibration(x_benign.shape[0], self.calib_fraction,
-                                                 self.seed)
-            x_fit, x_calib = x_benign[fit_idx], x_benign[cal_idx]
-            labels = None if labels is None else labels[fit_idx]
-        check_images(x_calib, "x_calib", model_shape=shape)
-        if x_adv is not None:
-            check_images(x_adv, "x_adv", model_shape=shape)
-        self.input_shape_ = shape
+        x_fit, x_calib, labels = self._split_benign(x_benign, x_calib, x_adv=x_adv,
+                                                    labels=labels)
         self.layers_ = self.layers or default_feature_layers(self.model, x_fit)
         if labels is None:
             labels = execution.predict_logits(self.model, x_fit,
