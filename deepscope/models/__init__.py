@@ -8,9 +8,10 @@ Example
 >>> evaluate(model, test).accuracy                           # doctest: +SKIP
 """
 
-from deepscope.models import augment, bugs, execution, hooks, provenance, tagging, zoo
+from deepscope.models import augment, bugs, execution, external, hooks, provenance, tagging, zoo
 from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
+from deepscope.models.external import LoadedModel, load_model
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
 from deepscope.models.provenance import (
     TrainingData,
@@ -36,6 +37,7 @@ __all__ = [
     "Checkpoint",
     "EpochStats",
     "Evaluation",
+    "LoadedModel",
     "TrainingData",
     "TrainingSplit",
     "augment",
@@ -47,11 +49,13 @@ __all__ = [
     "encode_texts",
     "evaluate",
     "execution",
+    "external",
     "fit",
     "hooks",
     "inference",
     "load_checkpoint",
     "load_custom",
+    "load_model",
     "predict_logits",
     "predict_proba",
     "preserved_state",

@@ -1,0 +1,266 @@
+"""Bring your own model: deepscope.models.external.load_model and LoadedModel.check_against."""
+
+from __future__ import annotations
+
+import builtins
+import io as pyio
+import json
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from deepscope.data import Dataset
+from deepscope.errors import CheckpointError, DeepscopeError, InputError, ModelError
+from deepscope.models import LoadedModel, load_model, save_checkpoint, zoo
+from deepscope.models.external import MissingExtraError, ModelInputError, UnsafeModelError
+from deepscope.testing.models import tiny_cnn
+
+FACTORY = "deepscope.testing.models:tiny_cnn"
+
+
+def _data(n: int = 6, shape=(1, 8, 8), k: int = 3, classes=None) -> Dataset:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % k
+    names = classes or tuple(str(i) for i in range(k))
+    return Dataset(torch.rand((n, *shape), generator=g), y, names)
+
+
+def _script(tmp_path, model=None, extra=None, name="model.pt"):
+    model = model if model is not None else tiny_cnn(num_classes=3, seed=1)
+    scripted = torch.jit.trace(model, torch.rand(2, 1, 8, 8))
+    path = tmp_path / name
+    files = {} if extra is None else {"deepscope.json": json.dumps(extra)}
+    torch.jit.save(scripted, str(path), _extra_files=files)
+    return path, model
+
+
+def test_torchscript_loads_by_content_and_matches_the_original(tmp_path):
+    path, model = _script(tmp_path, name="model.bin")  # the extension says nothing
+    loaded = load_model(path)
+    assert isinstance(loaded, LoadedModel)
+    assert loaded.kind == "torchscript" and loaded.checkpoint is None
+    assert loaded.input_shape is None and loaded.num_classes is None  # not known before data
+    assert not loaded.module.training
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), model(x))
+    checked = loaded.check_against(_data())
+    assert checked.input_shape == (1, 8, 8) and checked.num_classes == 3
+    assert checked.class_names == ("0", "1", "2") and checked.differentiable
+    card = checked.to_dict()
+    assert card["kind"] == "torchscript" and card["parameters"] == zoo.count_parameters(model)
+    assert card["input_shape"] == [1, 8, 8] and card["classes"] == ["0", "1", "2"]
+    json.dumps(card)
+
+
+def test_torchscript_with_input_shape_probes_the_number_of_classes(tmp_path):
+    path, _ = _script(tmp_path)
+    loaded = load_model(path, input_shape=(1, 8, 8), class_names=("a", "b", "c"))
+    assert loaded.num_classes == 3 and loaded.differentiable
+    assert loaded.class_names == ("a", "b", "c")
+
+
+def test_torchscript_metadata_file_gives_shape_and_classes(tmp_path):
+    path, _ = _script(tmp_path, extra={"input_shape": [1, 8, 8], "classes": ["x", "y", "z"]})
+    loaded = load_model(path)
+    assert loaded.input_shape == (1, 8, 8) and loaded.class_names == ("x", "y", "z")
+    assert loaded.num_classes == 3
+
+
+def test_torchscript_of_another_input_shape_than_the_data_is_one_line(tmp_path):
+    path, _ = _script(tmp_path)
+    with pytest.raises(ModelInputError, match="cannot take inputs of shape") as info:
+        load_model(path).check_against(_data(shape=(3, 32, 32)))
+    assert "\n" not in str(info.value) and "input_shape" in str(info.value)
+    loaded = load_model(path, input_shape=(1, 8, 8))
+    with pytest.raises(ModelInputError, match=r"resize=True") as info:
+        loaded.check_against(_data(shape=(1, 16, 16)))
+    assert "(1, 8, 8)" in str(info.value) and "(1, 16, 16)" in str(info.value)
+    with pytest.raises(ModelInputError, match="cannot take inputs"):
+        load_model(path, input_shape=(3, 32, 32))
+
+
+def test_deepscope_checkpoint_gives_everything(tmp_path):
+    model = zoo.build("cnn-8k", seed=0)
+    path = save_checkpoint(tmp_path / "c.pt", model, arch="cnn-8k",
+                           classes=[f"digit{i}" for i in range(10)])
+    loaded = load_model(path)
+    assert loaded.kind == "deepscope" and loaded.arch == "cnn-8k"
+    assert loaded.input_shape == (1, 28, 28) and loaded.num_classes == 10
+    assert loaded.class_names[3] == "digit3" and loaded.checkpoint is not None
+    assert loaded.differentiable
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), model(x))
+    # labels must follow the model's class names, in order
+    data = _data(shape=(1, 28, 28), k=10, n=10, classes=tuple(f"digit{i}" for i in range(10)))
+    assert loaded.check_against(data).num_classes == 10
+    shuffled = tuple(f"digit{i}" for i in (1, 0, 2, 3, 4, 5, 6, 7, 8, 9))
+    with pytest.raises(ModelInputError, match=r"classes=model\.class_names"):
+        loaded.check_against(_data(shape=(1, 28, 28), k=10, n=10, classes=shuffled))
+    with pytest.raises(ModelInputError, match="num_classes=10"):
+        load_model(path, num_classes=4)
+
+
+def test_state_dict_needs_an_explicit_arch(tmp_path):
+    model = tiny_cnn(num_classes=4, seed=2)
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(CheckpointError, match=r"arch='pkg.module:factory'"):
+        load_model(tmp_path / "sd.pt")
+    loaded = load_model(tmp_path / "sd.pt", arch=FACTORY, num_classes=4, input_shape=(1, 8, 8))
+    assert loaded.kind == "state-dict" and loaded.num_classes == 4
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), model(x))
+
+
+def test_custom_checkpoint_runs_its_factory_only_when_named(tmp_path):
+    model = tiny_cnn(num_classes=3, seed=2)
+    path = save_checkpoint(tmp_path / "c.pt", model, arch="custom:" + FACTORY,
+                           classes=["a", "b", "c"])
+    with pytest.raises(CheckpointError, match=r"--arch"):
+        load_model(path)
+    loaded = load_model(path, arch=FACTORY, input_shape=(1, 8, 8))
+    assert loaded.kind == "deepscope" and loaded.class_names == ("a", "b", "c")
+    with pytest.raises(InputError, match="drop arch="):
+        load_model(save_checkpoint(tmp_path / "z.pt", zoo.build("cnn-8k", seed=0),
+                                   arch="cnn-8k", classes=[str(i) for i in range(10)]),
+                   arch=FACTORY)
+
+
+def test_arch_with_a_torchscript_file_is_refused(tmp_path):
+    path, _ = _script(tmp_path)
+    with pytest.raises(InputError, match="carries its own code"):
+        load_model(path, arch=FACTORY)
+
+
+class _Evil:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (builtins.open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, legacy):
+    marker = tmp_path / "pwned.txt"
+    path = tmp_path / "evil.pt"
+    if legacy:  # a plain pickle, as the pre-zip torch.save wrote
+        path.write_bytes(pickle.dumps({"state": _Evil(str(marker))}, protocol=2))
+    else:
+        torch.save({"state": _Evil(str(marker))}, path)
+    # unpickled unsafely this would create the file: prove the payload works
+    if legacy:
+        pickle.loads(path.read_bytes())
+        assert marker.exists()
+        marker.unlink()
+    with pytest.raises(UnsafeModelError, match="refused") as info:
+        load_model(path, arch=FACTORY)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, "does not exist"),
+        (b"", "is empty"),
+        (b"hello, this is not a model", "not a model file"),
+        (b"\x80\x04garbage", "corrupt"),
+    ],
+)
+def test_missing_empty_and_corrupt_files(tmp_path, content, match):
+    path = tmp_path / "m.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_folder_is_not_a_model(tmp_path):
+    with pytest.raises(CheckpointError, match="not a file"):
+        load_model(tmp_path)
+
+
+def test_truncated_torchscript_is_corrupt(tmp_path):
+    path, _ = _script(tmp_path)
+    data = path.read_bytes()
+    broken = tmp_path / "broken.pt"
+    # keep the zip directory readable but break an entry's bytes
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            payload = src.read(item.filename)
+            if item.filename.endswith("data.pkl"):
+                payload = payload[: len(payload) // 2]
+            dst.writestr(item, payload)
+    assert broken.read_bytes() != data
+    with pytest.raises(CheckpointError, match="TorchScript"):
+        load_model(broken)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        load_model(cut)
+
+
+def test_onnx_without_the_extra_names_it(tmp_path, monkeypatch):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\x08\x07\x12\x07pytorch")
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name in ("onnx", "onnx2torch"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(MissingExtraError, match=r"deepscope\[onnx\]") as info:
+        load_model(path)
+    assert isinstance(info.value, ModelError) and "\n" not in str(info.value)
+
+
+def test_flags_are_checked(tmp_path):
+    path, _ = _script(tmp_path)
+    for kwargs, match in [
+        ({"input_shape": (1, -8, 8)}, "input_shape"),
+        ({"input_shape": "abc"}, "input_shape"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"class_names": "abc"}, "class_names"),
+        ({"class_names": ("a", "a")}, "distinct"),
+        ({"class_names": ("a", "b"), "num_classes": 3}, "one name per output"),
+        ({"arch": 3}, "arch"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            load_model(path, **kwargs)
+    with pytest.raises(ModelInputError, match="2 class names for a model with 3 outputs"):
+        load_model(path, input_shape=(1, 8, 8), class_names=("a", "b"))
+    with pytest.raises(ModelInputError, match="num_classes=3"):
+        load_model(path, input_shape=(1, 8, 8), num_classes=5)
+
+
+def test_data_with_more_classes_than_outputs(tmp_path):
+    path, _ = _script(tmp_path)
+    with pytest.raises(ModelInputError, match="outputs only 3 scores") as info:
+        load_model(path).check_against(_data(k=5, n=10))
+    assert "\n" not in str(info.value)
+
+
+def test_every_error_is_a_deepscope_error(tmp_path):
+    path = tmp_path / "nope.pt"
+    with pytest.raises(DeepscopeError):
+        load_model(path)
+
+
+def test_a_model_that_is_not_a_classifier_is_refused(tmp_path):
+    scripted = torch.jit.trace(torch.nn.Flatten(), torch.rand(2, 1, 8, 8))
+    path = tmp_path / "flat.pt"
+    buf = pyio.BytesIO()
+    torch.jit.save(scripted, buf)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(ModelInputError, match="classifiers"):
+        load_model(path, input_shape=(1, 1, 1))
+    assert os.path.getsize(path) > 0
