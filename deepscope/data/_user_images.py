@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from deepscope.data._user_common import (
@@ -38,12 +39,6 @@ from deepscope.errors import DataCorruptError
 SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY = {"1", "L", "LA", "I;16", "I;16L", "I;16B", "I"}
 _NATIVE = {"1", "L", "RGB"}
-
-
-def _pil():
-    from PIL import Image, UnidentifiedImageError
-
-    return Image, UnidentifiedImageError
 
 
 def _listing(root: Path) -> tuple[list[str], list[list[Path]]]:
@@ -73,20 +68,18 @@ def _listing(root: Path) -> tuple[list[str], list[list[Path]]]:
 
 
 def _header(path: Path) -> tuple[tuple[int, int], str]:
-    image_cls, unidentified = _pil()
     try:
-        with image_cls.open(path) as img:
+        with Image.open(path) as img:
             return (img.height, img.width), img.mode
-    except (unidentified, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataCorruptError(f"cannot read image {path}: {exc}; replace or remove the "
                                "file") from None
 
 
 def _pixels(path: Path) -> tuple[np.ndarray, str | None]:
     """Float pixels H×W×C in [0, 1] (C = 1 or 3) and the mode conversion made, if any."""
-    image_cls, unidentified = _pil()
     try:
-        with image_cls.open(path) as img:
+        with Image.open(path) as img:
             img.load()
             mode, note = img.mode, None
             if mode.startswith("I"):
@@ -101,7 +94,8 @@ def _pixels(path: Path) -> tuple[np.ndarray, str | None]:
             else:
                 arr = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
                 note = f"{mode} converted to RGB by Pillow (alpha dropped)"
-    except (unidentified, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+            SyntaxError) as exc:
         raise DataCorruptError(f"cannot decode image {path}: {exc}; replace or remove the "
                                "file") from None
     if arr.ndim == 2:

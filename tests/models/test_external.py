@@ -264,3 +264,119 @@ def test_a_model_that_is_not_a_classifier_is_refused(tmp_path):
     with pytest.raises(ModelInputError, match="classifiers"):
         load_model(path, input_shape=(1, 1, 1))
     assert os.path.getsize(path) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX (the optional `onnx` extra; skipped when it is not installed)
+
+
+@pytest.fixture
+def onnx_tools(monkeypatch):
+    """``onnx`` and a working ``onnx2torch``; skip without the extra.
+
+    onnx2torch imports torchvision at import time for its NMS / RoiAlign converters only. The
+    CPU torch of the development machines has no matching torchvision wheel, so when torchvision
+    is absent it is replaced by an empty stand-in here: classifiers use neither operator, and
+    every conversion below is onnx2torch's own.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    onnx = pytest.importorskip("onnx")
+    if importlib.util.find_spec("onnx2torch") is None:
+        pytest.skip("the onnx extra (onnx2torch) is not installed")
+    if importlib.util.find_spec("torchvision") is None:
+        stub, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+        ops.roi_align = None
+        stub.ops = ops
+        monkeypatch.setitem(sys.modules, "torchvision", stub)
+        monkeypatch.setitem(sys.modules, "torchvision.ops", ops)
+    import onnx2torch  # noqa: F401
+
+    return onnx
+
+
+def _gemm_onnx(onnx, path, *, dims=("N", 1, 4, 4), inputs=1):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 16)).astype(np.float32)
+    b = np.arange(3, dtype=np.float32)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "W", "B"], ["y"], transB=1)]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))]
+    if inputs == 2:
+        ins.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, list(dims)))
+    graph = helper.make_graph(
+        nodes, "tiny", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return w, b
+
+
+def test_onnx_graph_is_converted_with_its_input_shape(tmp_path, onnx_tools):
+    w, b = _gemm_onnx(onnx_tools, tmp_path / "tiny.model")  # no .onnx suffix: read by content
+    loaded = load_model(tmp_path / "tiny.model")
+    assert loaded.kind == "onnx" and loaded.input_shape == (1, 4, 4)
+    assert loaded.num_classes == 3 and loaded.differentiable
+    x = torch.rand(5, 1, 4, 4)
+    with torch.no_grad():
+        out = loaded.module(x)
+    expected = x.reshape(5, -1).numpy() @ w.T + b
+    torch.testing.assert_close(out, torch.from_numpy(expected), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ModelInputError, match="resize=True"):
+        loaded.check_against(_data(shape=(1, 8, 8)))
+
+
+def test_onnx_with_symbolic_sizes_is_probed_with_the_data(tmp_path, onnx_tools):
+    _gemm_onnx(onnx_tools, tmp_path / "m.onnx", dims=("N", "C", "H", "W"))
+    loaded = load_model(tmp_path / "m.onnx")
+    assert loaded.input_shape is None
+    assert loaded.check_against(_data(shape=(1, 4, 4))).input_shape == (1, 4, 4)
+
+
+def test_onnx_export_of_a_zoo_cnn_matches_it(tmp_path, onnx_tools):
+    model = zoo.build("cnn-8k", seed=0)
+    path = tmp_path / "cnn.onnx"
+    try:
+        torch.onnx.export(model, (torch.rand(2, 1, 28, 28),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+    except Exception as exc:  # an exporter that needs packages this machine lacks
+        pytest.skip(f"torch.onnx.export is unavailable here ({type(exc).__name__})")
+    loaded = load_model(path)
+    assert loaded.input_shape == (1, 28, 28) and loaded.num_classes == 10
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_onnx_files(tmp_path, onnx_tools):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(b"\x08\x07garbage that is not protobuf")
+    with pytest.raises(CheckpointError, match="cannot read ONNX") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+    _gemm_onnx(onnx_tools, tmp_path / "two.onnx", inputs=2)
+    with pytest.raises(ModelError, match="2 inputs"):
+        load_model(tmp_path / "two.onnx")
+
+
+def test_a_broken_onnx2torch_import_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\x08\x07\x12\x07pytorch")
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "onnx2torch":
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(MissingExtraError, match="torchvision built for your torch") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
