@@ -48,6 +48,7 @@ from deepscope.data._user_common import (
 )
 from deepscope.data._user_images import read_image_folder
 from deepscope.data._user_split import AuditSplit, audit_split
+from deepscope.data._user_tables import read_csv, read_tsv
 from deepscope.data.dataset import Dataset
 from deepscope.errors import DataCorruptError, DataMissingError
 from deepscope.registry import Registry
@@ -207,6 +208,10 @@ def _npz(path: Path, opts: Options, progress: bool) -> Dataset:
     info["conversions"] = notes
     return Dataset(images, torch.from_numpy(labels), classes, name=path.stem, split="user",
                    extras=extras, info=info)
+
+
+_READERS.register("csv")(read_csv)
+_READERS.register("tsv")(read_tsv)
 
 
 def _format_of(path: Path) -> str:

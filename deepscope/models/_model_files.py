@@ -19,6 +19,7 @@ from torch import nn
 from deepscope.errors import CheckpointError, InputError, ModelError
 from deepscope.models import zoo
 from deepscope.models.io import CUSTOM_PREFIX, FORMAT, Checkpoint, load_checkpoint, load_custom
+from deepscope.models.text_io import vocabulary_of
 from deepscope.registry import Registry
 
 __all__ = ["EXTRA_FILE", "LOADERS", "MissingExtraError", "Raw", "UnsafeModelError", "sniff"]
@@ -126,6 +127,9 @@ def _load_torch_file(path: Path, opts: dict[str, Any]) -> Raw:
             spec = zoo.spec(ckpt.arch)
             dtype = spec.input_dtype
             shape = tuple(spec.input_shape) if all(spec.input_shape) else None
+            vocab = vocabulary_of(ckpt) if spec.modality == "sequence" else None
+            if vocab is not None:  # a text classifier: T is the vocabulary's length
+                shape = (int(vocab.max_length),)
         return Raw(ckpt.model, shape, tuple(ckpt.classes), ckpt, dtype)
     if arch is None:
         what = "a state_dict" if isinstance(payload, dict) else f"a {type(payload).__name__}"

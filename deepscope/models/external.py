@@ -250,6 +250,22 @@ def _example(shape: tuple[int, ...], dtype: str, device: str) -> torch.Tensor:
     return torch.full((2, *shape), 0.5, dtype=torch.float32, device=device)
 
 
+def _probe_dtypes(module: nn.Module, shape: tuple[int, ...], dtype: str | None, device: str
+                  ) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """Probe with float inputs, and with int64 ids too for a 1-D shape of unknown dtype
+    (token-id models); return ``(dtype, example, output)`` of the first that runs."""
+    candidates = [dtype] if dtype else (["float32", "int64"] if len(shape) == 1 else
+                                        ["float32"])
+    for i, candidate in enumerate(candidates):
+        example = _example(shape, candidate, device)
+        try:
+            return candidate, example, _probe(module, example, what=f"input_shape {_fmt(shape)}")
+        except ModelInputError:
+            if i == len(candidates) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _check_flags(input_shape: Any, num_classes: Any, class_names: Any
                  ) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
     shape = None
@@ -298,8 +314,7 @@ def _finish(raw: Raw, kind: str, path: Path, opts: dict[str, Any]) -> LoadedMode
     dtype = raw.input_dtype or "float32"
     differentiable = dtype == "float32"
     if shape is not None and all(shape):
-        example = _example(shape, dtype, opts["device"])
-        out = _probe(module, example, what=f"input_shape {_fmt(shape)}")
+        dtype, example, out = _probe_dtypes(module, shape, raw.input_dtype, opts["device"])
         if k is not None and out.shape[1] != k:
             raise ModelInputError(f"the model outputs {out.shape[1]} scores per input, not "
                                   f"num_classes={k}; pass num_classes={out.shape[1]}")

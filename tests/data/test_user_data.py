@@ -333,3 +333,125 @@ def test_audit_split_errors():
         audit_split(data, train_data=_labelled(20, k=4))
     with pytest.raises(InputError, match="is empty"):
         audit_split(_labelled(2), train_like=0.1, repair_pool=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def _csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_csv_features_and_named_labels(tmp_path):
+    path = _csv(tmp_path / "t.csv", "\ufeffage,label,height\n30,dog,1.5\n-2,cat,0\n7,dog,1e3\n")
+    ds = load_data(path)
+    assert ds.modality == "tabular" and ds.input_shape == (2,)
+    assert ds.classes == ("cat", "dog") and ds.y.tolist() == [1, 0, 1]
+    assert ds.x.tolist() == [[30.0, 1.5], [-2.0, 0.0], [7.0, 1000.0]]
+    assert ds.info["feature_names"] == ["age", "height"]
+    assert load_data(path, classes=("dog", "cat")).y.tolist() == [0, 1, 0]
+    assert load_data(path, input_shape=(2,)).input_shape == (2,)
+
+
+def test_csv_integer_labels_and_other_label_column(tmp_path):
+    path = _csv(tmp_path / "t.csv", "a,b,target\n1,2,0\n3,4,2\n5,6,1\n7,8,2\n")
+    ds = load_data(path, label_column="target", max_samples=3, seed=0)
+    assert ds.classes == ("0", "1", "2") and len(ds) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "error", "match"),
+    [
+        ("a,b\n1,2\n", {}, LabelError, "no column 'label'"),
+        ("a,label\n1,0\nnan,1\n", {}, UserDataError, "NaN or infinite"),
+        ("a,label\n1,0\n,1\n", {}, UserDataError, "empty cell"),
+        ("a,label\n1,0\nParis,1\n", {}, UserDataError, "not a number"),
+        ("a,b,label\n1,2,0\n1,1\n", {}, UserDataError, "2 cells but the header has 3"),
+        ("a,label\n1,0\n2,0\n", {}, LabelError, "one class only"),
+        ("a,label\n1,0\n2,-1\n", {}, LabelError, "negative"),
+        ("a,label\n1,0\n2,1.5\n", {}, LabelError, "mixes numbers"),
+        ("a,label\n1,0\n2,5\n", {"classes": ("x", "y")}, LabelError, "out of range"),
+        ("a,label\n1,cat\n2,emu\n", {"classes": ("cat", "dog")}, LabelError, "not among"),
+        ("a,label\n", {}, UserDataError, "no rows"),
+        ("label\n1\n0\n", {}, UserDataError, "no feature columns"),
+        ("a,b,label\n1,2,0\n3,4,1\n", {"input_shape": (3,)}, InputError, "2 feature columns"),
+    ],
+    ids=["no-label-column", "nan", "empty-cell", "text-cell", "ragged", "one-class",
+         "negative", "mixed-labels", "out-of-range", "unknown-name", "no-rows",
+         "no-features", "wrong-width"],
+)
+def test_bad_csv(tmp_path, text, kwargs, error, match):
+    with pytest.raises(error, match=match) as info:
+        load_data(_csv(tmp_path / "t.csv", text), **kwargs)
+    _one_line(info)
+
+
+def test_csv_that_is_not_utf8(tmp_path):
+    path = _csv(tmp_path / "t.csv", "a,label\n1,café\n2,thé\n", encoding="latin-1")
+    with pytest.raises(UserDataError, match=r"not UTF-8.*line 2") as info:
+        load_data(path)
+    _one_line(info)
+
+
+# ---------------------------------------------------------------------------------------------
+# TSV
+
+
+@pytest.fixture
+def vocab():
+    pytest.importorskip("tokenizers")
+    from deepscope.data import build_vocabulary
+
+    return build_vocabulary(["a good film", "a bad film", "good good", "bad bad"],
+                            min_frequency=1, max_length=6)
+
+
+def test_tsv_is_encoded_with_the_vocabulary(tmp_path, vocab):
+    path = _csv(tmp_path / "s.tsv", "text\tlabel\na good film\t1\n\nbad\tbad film\t0\n")
+    ds = load_data(path, vocabulary=vocab, classes=("negative", "positive"))
+    assert ds.modality == "sequence" and ds.input_shape == (6,)
+    assert ds.texts == ["a good film", "bad\tbad film"] and ds.y.tolist() == [1, 0]
+    assert torch.equal(ds.x, vocab.encode(ds.texts)) and ds.vocab is vocab
+    assert ds.classes == ("negative", "positive")
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "error", "match"),
+    [
+        ("a good film 1\nbad film\t0\n", {}, UserDataError, "no tab"),
+        ("\t1\nbad\t0\n", {}, UserDataError, "empty text"),
+        ("good\t1\nbad\t1\n", {}, LabelError, "one class only"),
+        ("good\t1\nbad\t0.5\n", {}, LabelError, "mixes numbers"),
+        ("text\tlabel\n", {}, UserDataError, "no text<TAB>label"),
+        ("good\t1\nbad\t0\n", {"input_shape": (9,)}, InputError, "6 tokens"),
+    ],
+    ids=["no-tab", "empty-text", "one-class", "non-integer", "header-only", "wrong-length"],
+)
+def test_bad_tsv(tmp_path, vocab, text, kwargs, error, match):
+    with pytest.raises(error, match=match) as info:
+        load_data(_csv(tmp_path / "s.tsv", text), vocabulary=vocab, **kwargs)
+    _one_line(info)
+
+
+def test_tsv_needs_utf8_and_a_vocabulary(tmp_path, vocab):
+    latin = _csv(tmp_path / "l.tsv", "très bon\t1\nmauvais\t0\n", encoding="latin-1")
+    with pytest.raises(UserDataError, match="not UTF-8") as info:
+        load_data(latin, vocabulary=vocab)
+    _one_line(info)
+    ok = _csv(tmp_path / "s.tsv", "good\t1\nbad\t0\n")
+    with pytest.raises(UserDataError, match="vocabulary"):
+        load_data(ok)
+    with pytest.raises(InputError, match="Vocabulary"):
+        load_data(ok, vocabulary={"a": 1})
+
+
+def test_tabular_rows_in_a_dataset():
+    ds = Dataset(torch.tensor([[1.0, -5.0], [2.0, 300.0]]), torch.tensor([0, 1]), ("a", "b"))
+    assert ds.modality == "tabular" and ds.input_shape == (2,)
+    assert ds.subset([1]).x.tolist() == [[2.0, 300.0]]
+    with pytest.raises(InputError, match="NaN"):
+        Dataset(torch.tensor([[1.0, float("nan")]]), torch.tensor([0]), ("a", "b"))
+    with pytest.raises(InputError, match="4-D"):
+        Dataset(torch.zeros(2, 3, 3), torch.tensor([0, 1]), ("a", "b"))

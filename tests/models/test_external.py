@@ -380,3 +380,53 @@ def test_a_broken_onnx2torch_import_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(MissingExtraError, match="torchvision built for your torch") as info:
         load_model(path)
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# other modalities
+
+
+def test_text_checkpoint_with_its_vocabulary_reads_a_tsv(tmp_path):
+    pytest.importorskip("tokenizers")
+    from deepscope.data import build_vocabulary, load_data
+    from deepscope.models import vocabulary_metadata
+
+    vocab = build_vocabulary(["a good film", "a bad film", "good", "bad"], min_frequency=1,
+                             max_length=8)
+    model = zoo.build("text-cnn-1.9m", vocab_size=len(vocab), seed=0)
+    path = save_checkpoint(tmp_path / "text.pt", model, arch="text-cnn-1.9m",
+                           classes=["negative", "positive"],
+                           config={"vocab_size": len(vocab)},
+                           metadata=vocabulary_metadata(vocab))
+    loaded = load_model(path)
+    assert loaded.input_shape == (8,) and loaded.input_dtype == "int64"
+    assert loaded.num_classes == 2 and not loaded.differentiable  # ids carry no gradient
+    tsv = tmp_path / "s.tsv"
+    tsv.write_text("a good film\tpositive\nbad\tnegative\n", encoding="utf-8")
+    from deepscope.models import vocabulary_of
+
+    data = load_data(tsv, vocabulary=vocabulary_of(loaded.checkpoint),
+                     classes=loaded.class_names)
+    checked = loaded.check_against(data)
+    assert checked.input_shape == (8,) and checked.class_names == ("negative", "positive")
+    with pytest.raises(ModelInputError, match="int64"):
+        loaded.check_against(_data(shape=(1, 8, 8), k=2))
+
+
+def test_torchscript_token_model_is_probed_with_ids(tmp_path):
+    model = zoo.build("text-cnn-1.9m", vocab_size=20, seed=0)
+    scripted = torch.jit.trace(model, torch.ones(2, 8, dtype=torch.int64))
+    torch.jit.save(scripted, str(tmp_path / "t.pt"))
+    loaded = load_model(tmp_path / "t.pt", input_shape=(8,))
+    assert loaded.input_dtype == "int64" and loaded.num_classes == 2
+
+
+def test_torchscript_mlp_on_tabular_rows(tmp_path):
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    torch.jit.save(torch.jit.script(mlp), str(tmp_path / "mlp.pt"))
+    rows = Dataset(torch.randn(6, 4) * 50, torch.arange(6) % 3, ("a", "b", "c"))
+    checked = load_model(tmp_path / "mlp.pt").check_against(rows)
+    assert checked.input_shape == (4,) and checked.num_classes == 3 and checked.differentiable
+    with pytest.raises(ModelInputError, match="cannot take inputs"):
+        load_model(tmp_path / "mlp.pt").check_against(
+            Dataset(torch.randn(6, 5), torch.arange(6) % 3, ("a", "b", "c")))
