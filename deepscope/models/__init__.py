@@ -13,6 +13,7 @@ from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
 from deepscope.models.external import LoadedModel, load_model
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
+from deepscope.models.overlap import HeldOutCheck, check_held_out
 from deepscope.models.provenance import (
     TrainingData,
     TrainingSplit,
@@ -37,6 +38,7 @@ __all__ = [
     "Checkpoint",
     "EpochStats",
     "Evaluation",
+    "HeldOutCheck",
     "LoadedModel",
     "TrainingData",
     "TrainingSplit",
@@ -45,6 +47,7 @@ __all__ = [
     "bugs",
     "check_arch_input",
     "check_compatible",
+    "check_held_out",
     "data_fingerprint",
     "encode_texts",
     "evaluate",

@@ -430,3 +430,41 @@ def test_torchscript_mlp_on_tabular_rows(tmp_path):
     with pytest.raises(ModelInputError, match="cannot take inputs"):
         load_model(tmp_path / "mlp.pt").check_against(
             Dataset(torch.randn(6, 5), torch.arange(6) % 3, ("a", "b", "c")))
+
+
+# ---------------------------------------------------------------------------------------------
+# held out means held out
+
+
+def test_training_samples_are_left_out_of_the_test_data():
+    from deepscope.models import check_held_out
+
+    train = _data(n=12, shape=(1, 4, 4))
+    fresh = Dataset(torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(9)),
+                    torch.tensor([0, 1, 2, 0, 1]), ("0", "1", "2"))
+    mixed = Dataset(torch.cat([fresh.x, train.x[:3]]), torch.cat([fresh.y, train.y[:3]]),
+                    fresh.classes)
+    check = check_held_out(mixed, train_data=train)
+    assert check.removed == 3 and check.verified and len(check.test) == 5
+    assert torch.equal(check.test.x, fresh.x) and "3 of 8" in check.notes[0]
+    clean = check_held_out(fresh, train_data=train)
+    assert clean.removed == 0 and clean.notes == () and clean.verified
+    with pytest.raises(InputError, match="all 12 samples"):
+        check_held_out(train, train_data=train)
+    unknown = check_held_out(fresh)
+    assert not unknown.verified and "optimistic" in unknown.notes[0]
+
+
+def test_the_recorded_training_set_is_refused_as_test_data():
+    from deepscope.models import TrainingData, check_held_out
+
+    train = _data(n=12, shape=(1, 4, 4))
+    record = TrainingData.of(train, dataset="mine", protocol="custom", seed=0)
+    with pytest.raises(InputError, match="exactly the model's training set"):
+        check_held_out(train, training_data=record)
+    other = _data(n=6, shape=(1, 4, 4), k=3)
+    other = Dataset(other.x * 0.5, other.y, other.classes)
+    check = check_held_out(other, training_data=record)
+    assert not check.verified and "--train-data to check" in check.notes[0]
+    noted = check_held_out(other, train_data=train.subset(slice(0, 6)), training_data=record)
+    assert "not the training set the checkpoint records" in noted.notes[0]
