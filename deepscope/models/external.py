@@ -266,6 +266,17 @@ def _probe_dtypes(module: nn.Module, shape: tuple[int, ...], dtype: str | None, 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _check_device(device: Any) -> str:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device must be like 'cpu' or 'cuda:0', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for, but CUDA is not available here; pass "
+                         "device='cpu' (--device cpu)")
+    return str(dev)
+
+
 def _check_flags(input_shape: Any, num_classes: Any, class_names: Any
                  ) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
     shape = None
@@ -380,7 +391,7 @@ def load_model(
         raise InputError(f"arch must be a 'pkg.module:factory' string, got {arch!r}")
     shape, names = _check_flags(input_shape, num_classes, class_names)
     opts = {"arch": arch, "input_shape": shape, "num_classes": num_classes,
-            "class_names": names, "device": str(device)}
+            "class_names": names, "device": _check_device(device)}
     sniffed = sniff(path)
     raw = LOADERS.get(sniffed)(path, opts)
     kind = {"torch": "deepscope" if raw.checkpoint is not None else "state-dict"}.get(

@@ -468,3 +468,27 @@ def test_the_recorded_training_set_is_refused_as_test_data():
     assert not check.verified and "--train-data to check" in check.notes[0]
     noted = check_held_out(other, train_data=train.subset(slice(0, 6)), training_data=record)
     assert "not the training set the checkpoint records" in noted.notes[0]
+
+
+def test_a_whole_pickled_model_is_refused_and_says_what_to_save(tmp_path):
+    torch.save(tiny_cnn(), tmp_path / "whole.pt")  # torch.save(model): a pickle of the class
+    with pytest.raises(UnsafeModelError, match=r"torch\.jit\.save.*state_dict") as info:
+        load_model(tmp_path / "whole.pt")
+    assert "\n" not in str(info.value)
+
+
+def test_state_dict_that_does_not_fit_the_factory(tmp_path):
+    torch.save(tiny_cnn(num_classes=4).state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(CheckpointError, match="do not fit the architecture"):
+        load_model(tmp_path / "sd.pt", arch=FACTORY, num_classes=5)
+    with pytest.raises(InputError, match="cannot import module"):
+        load_model(tmp_path / "sd.pt", arch="no_such_package.models:net")
+
+
+def test_unavailable_device_is_one_line(tmp_path):
+    path, _ = _script(tmp_path)
+    with pytest.raises(InputError, match="device"):
+        load_model(path, device="gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            load_model(path, device="cuda")
