@@ -5,10 +5,11 @@
 - a **folder with one sub-folder per class** of PNG / JPEG images (Pillow;
   :mod:`deepscope.data._user_images`);
 - an **.npz** with ``x`` (images N×C×H×W float in [0, 1], or N×H×W / N×H×W×C / N×C×H×W uint8
-  0-255; or int64 N×T token ids) and ``y`` (integer labels), optionally ``classes`` (names,
-  index = label), ``boxes`` (N×A×4 attribute boxes ``(x0, y0, x1, y1)``, x1/y1 exclusive, in
-  pixels; kept in ``extras["boxes"]`` for AmI) and ``box_names`` (A names). Saved with
-  ``numpy.savez`` of plain arrays: object arrays are refused (they would need pickle);
+  0-255; 2-D: signed-integer token ids N×T, or other numbers as tabular rows N×D) and ``y``
+  (integer labels), optionally ``classes`` (names, index = label), ``boxes`` (N×A×4 attribute
+  boxes ``(x0, y0, x1, y1)``, x1/y1 exclusive, in pixels; kept in ``extras["boxes"]`` for AmI)
+  and ``box_names`` (A names). Saved with ``numpy.savez`` of plain arrays: object arrays are
+  refused (they would need pickle);
 - a **.csv** of tabular features with a label column, or a **.tsv** of ``text<TAB>label`` lines
   encoded with a text model's vocabulary (:mod:`deepscope.data._user_tables`).
 
@@ -122,6 +123,20 @@ def _npz_images(x: np.ndarray, path: Path) -> torch.Tensor:
                         "N×H×W, N×C×H×W or N×H×W×C with C in {1, 3}")
 
 
+def _npz_rows(x: np.ndarray, path: Path) -> torch.Tensor:
+    """2-D ``x``: signed integers are token ids (int64 N×T), anything else numeric is tabular
+    rows (float32 N×D, finite)."""
+    if np.issubdtype(x.dtype, np.signedinteger):
+        return torch.from_numpy(x.astype(np.int64))
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise UserDataError(f"{path}: 2-D x has dtype {x.dtype}; save token ids as int64 or "
+                            "tabular rows as float")
+    rows = x.astype(np.float32)
+    if not np.isfinite(rows).all():
+        raise UserDataError(f"{path}: x holds NaN or infinite values; impute or drop those rows")
+    return torch.from_numpy(rows)
+
+
 def _npz_classes(arrays: dict[str, np.ndarray], labels: np.ndarray, opts: Options,
                  path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     if "classes" in arrays:
@@ -192,10 +207,9 @@ def _npz(path: Path, opts: Options, progress: bool) -> Dataset:
     x, labels = x[keep], labels[keep]
     extras = {k: v[torch.from_numpy(keep)] for k, v in extras.items()}
     info.update({"format": "npz", "source": str(path), "conversions": []})
-    if np.issubdtype(x.dtype, np.signedinteger) and x.ndim == 2:
-        ids = torch.from_numpy(x.astype(np.int64))
-        return Dataset(ids, torch.from_numpy(labels), classes, name=path.stem, split="user",
-                       extras=extras, info=info)
+    if x.ndim == 2:
+        return Dataset(_npz_rows(x, path), torch.from_numpy(labels), classes, name=path.stem,
+                       split="user", extras=extras, info=info)
     images = _npz_images(x, path)
     where = str(path)
     channels = target_channels({int(images.shape[1])}, opts, where)

@@ -41,6 +41,12 @@ class MissingExtraError(ModelError):
 # sniffing the file
 
 
+def _looks_like_onnx(head: bytes) -> bool:
+    """A serialised ModelProto starts with field 1 (``ir_version``, a small varint) followed by
+    another field's tag (varint or length-delimited)."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] & 0x07 in (0, 2)
+
+
 def sniff(path: Path) -> str:
     """``"torchscript"``, ``"torch"`` (a torch.save file: checkpoint or state_dict) or
     ``"onnx"``; raise when the file is missing, empty or of another kind."""
@@ -64,7 +70,7 @@ def sniff(path: Path) -> str:
         return "torchscript" if script else "torch"
     if head.startswith(_PICKLE_MAGIC):
         return "torch"  # the legacy (pre-zip) torch.save format is a plain pickle
-    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":  # ModelProto field 1: ir_version
+    if path.suffix.lower() == ".onnx" or _looks_like_onnx(head):
         return "onnx"
     raise CheckpointError(
         f"{path} is not a model file deepscope reads: expected a deepscope checkpoint, a "

@@ -455,3 +455,14 @@ def test_tabular_rows_in_a_dataset():
         Dataset(torch.tensor([[1.0, float("nan")]]), torch.tensor([0]), ("a", "b"))
     with pytest.raises(InputError, match="4-D"):
         Dataset(torch.zeros(2, 3, 3), torch.tensor([0, 1]), ("a", "b"))
+
+
+def test_npz_rows_are_tabular(tmp_path):
+    rows = np.array([[1.5, -200.0], [0.0, 3.0], [2.0, 2.0]])
+    ds = load_data(_npz(tmp_path / "r.npz", x=rows, y=np.array([0, 1, 0])))
+    assert ds.modality == "tabular" and ds.x.tolist() == rows.tolist()
+    rows[1, 1] = np.inf
+    with pytest.raises(UserDataError, match="NaN or infinite"):
+        load_data(_npz(tmp_path / "bad.npz", x=rows, y=np.array([0, 1, 0])))
+    with pytest.raises(UserDataError, match="2-D x has dtype bool"):
+        load_data(_npz(tmp_path / "b.npz", x=np.zeros((3, 2), bool), y=np.array([0, 1, 0])))
