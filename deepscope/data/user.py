@@ -6,10 +6,9 @@
   :mod:`deepscope.data._user_images`);
 - an **.npz** with ``x`` (images N×C×H×W float in [0, 1], or N×H×W / N×H×W×C / N×C×H×W uint8
   0-255; 2-D: signed-integer token ids N×T, or other numbers as tabular rows N×D) and ``y``
-  (integer labels), optionally ``classes`` (names, index = label), ``boxes`` (N×A×4 attribute
-  boxes ``(x0, y0, x1, y1)``, x1/y1 exclusive, in pixels; kept in ``extras["boxes"]`` for AmI)
-  and ``box_names`` (A names). Saved with ``numpy.savez`` of plain arrays: object arrays are
-  refused (they would need pickle);
+  (integer labels), optionally ``classes`` (names, index = label) and attribute regions for AmI
+  (``boxes`` or ``masks``, :mod:`deepscope.data._user_attributes`). Saved with ``numpy.savez``
+  of plain arrays: object arrays are refused (they would need pickle);
 - a **.csv** of tabular features with a label column, or a **.tsv** of ``text<TAB>label`` lines
   encoded with a text model's vocabulary (:mod:`deepscope.data._user_tables`).
 
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from deepscope._typing import PathType
+from deepscope.data._user_attributes import fit_attributes, read_attributes
 from deepscope.data._user_common import (
     ImageShapeError,
     LabelError,
@@ -151,41 +151,6 @@ def _npz_classes(arrays: dict[str, np.ndarray], labels: np.ndarray, opts: Option
     return labels, tuple(str(i) for i in range(int(labels.max(initial=0)) + 1))
 
 
-def _boxes(arrays: dict[str, np.ndarray], n: int, path: Path) -> tuple[dict, dict]:
-    if "boxes" not in arrays:
-        return {}, {}
-    boxes = np.asarray(arrays["boxes"])
-    if boxes.ndim != 3 or boxes.shape[0] != n or boxes.shape[2] != 4 or not (
-            np.issubdtype(boxes.dtype, np.integer) or np.issubdtype(boxes.dtype, np.floating)):
-        raise UserDataError(f"{path}: boxes must be numeric N×A×4 (x0, y0, x1, y1) with N = {n}, "
-                            f"got {boxes.dtype} {boxes.shape}")
-    info = {}
-    if "box_names" in arrays:
-        names = [str(b) for b in np.asarray(arrays["box_names"]).ravel()]
-        if len(names) != boxes.shape[1]:
-            raise UserDataError(f"{path}: {len(names)} box_names for {boxes.shape[1]} boxes per "
-                                "image; pass one name per box")
-        info["box_names"] = names
-    return {"boxes": torch.from_numpy(np.rint(boxes).astype(np.int64))}, info
-
-
-def _scale_boxes(boxes: torch.Tensor, before: tuple[int, int], after: tuple[int, int],
-                 path: Path) -> torch.Tensor:
-    h, w = before
-    lo = (boxes[..., 0] < 0) | (boxes[..., 1] < 0)
-    hi = (boxes[..., 2] > w) | (boxes[..., 3] > h)
-    empty = (boxes[..., 2] <= boxes[..., 0]) | (boxes[..., 3] <= boxes[..., 1])
-    if bool((lo | hi | empty).any()):
-        raise UserDataError(f"{path}: some boxes are empty or outside the {h}×{w} images; boxes "
-                            "are (x0, y0, x1, y1) pixels with 0 <= x0 < x1 <= W, 0 <= y0 < y1 "
-                            "<= H")
-    if before == after:
-        return boxes
-    sx, sy = after[1] / w, after[0] / h
-    scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
-    return torch.round(boxes.to(torch.float64) * scale).to(torch.int64)
-
-
 @_READERS.register("npz")
 def _npz(path: Path, opts: Options, progress: bool) -> Dataset:
     arrays = _npz_arrays(path)
@@ -202,7 +167,7 @@ def _npz(path: Path, opts: Options, progress: bool) -> Dataset:
                          "one label per sample")
     labels, classes = _npz_classes(arrays, labels, opts, path)
     check_labels(labels, classes, f"{path} (y)")
-    extras, info = _boxes(arrays, len(x), path)
+    extras, info = read_attributes(arrays, len(x), path)
     keep = pick(labels, classes, opts.max_samples, opts.seed)
     x, labels = x[keep], labels[keep]
     extras = {k: v[torch.from_numpy(keep)] for k, v in extras.items()}
@@ -217,8 +182,7 @@ def _npz(path: Path, opts: Options, progress: bool) -> Dataset:
     size = target_size([before] * len(images), [f"sample {i}" for i in range(len(images))],
                        opts, where)
     images, notes = conform(images, channels, size)
-    if "boxes" in extras:
-        extras["boxes"] = _scale_boxes(extras["boxes"], before, size, path)
+    extras = fit_attributes(extras, before, size, path)
     info["conversions"] = notes
     return Dataset(images, torch.from_numpy(labels), classes, name=path.stem, split="user",
                    extras=extras, info=info)

@@ -466,3 +466,36 @@ def test_npz_rows_are_tabular(tmp_path):
         load_data(_npz(tmp_path / "bad.npz", x=rows, y=np.array([0, 1, 0])))
     with pytest.raises(UserDataError, match="2-D x has dtype bool"):
         load_data(_npz(tmp_path / "b.npz", x=np.zeros((3, 2), bool), y=np.array([0, 1, 0])))
+
+
+def test_npz_masks_for_ami(tmp_path):
+    masks = np.zeros((4, 2, 8, 8), bool)
+    masks[:, 0, :4, :4] = True
+    masks[:, 1, 4:, 4:] = True
+    path = _npz(tmp_path / "m.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.arange(4) % 2,
+                masks=masks, mask_names=np.array(["eye", "mouth"]))
+    ds = load_data(path)
+    assert ds.extras["masks"].dtype == torch.float32 and ds.extras["masks"].shape == (4, 2, 8, 8)
+    assert ds.info["mask_names"] == ["eye", "mouth"]
+    small = load_data(path, resize=True, input_shape=(1, 4, 4))
+    assert small.extras["masks"].shape == (4, 2, 4, 4)
+    assert small.extras["masks"][0, 0, 0, 0] == 1.0 and small.extras["masks"][0, 0, 3, 3] == 0.0
+    assert small.extras["masks"][0, 1, 3, 3] == 1.0 and small.extras["masks"][0, 1, 0, 0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"masks": np.zeros((4, 1, 3, 3), bool)}, "masks are 3×3"),
+        ({"masks": np.full((4, 1, 5, 5), 2.0)}, r"\[0, 1\]"),
+        ({"masks": np.zeros((4, 1, 5, 5)), "boxes": np.zeros((4, 1, 4))}, "both boxes and masks"),
+        ({"boxes": np.tile([[0, 0, 2, 2]], (4, 1, 1)), "box_names": np.array(["a", "b"])},
+         "2 box_names for 1"),
+    ],
+    ids=["mask-size", "mask-range", "boxes-and-masks", "box-names"],
+)
+def test_bad_attribute_regions(tmp_path, extra, match):
+    path = _npz(tmp_path / "d.npz", x=_X, y=np.arange(4) % 2, **extra)
+    with pytest.raises(UserDataError, match=match) as info:
+        load_data(path)
+    _one_line(info)
