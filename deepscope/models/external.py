@@ -187,8 +187,10 @@ class LoadedModel:
                     f"{_short(self.class_names)} in that order; load the data with "
                     "classes=model.class_names (--classes) so labels follow the model")
             names = tuple(self.class_names)
-        elif len(names) < k:
-            names = names + tuple(str(i) for i in range(len(names), k))
+        else:
+            _check_numbered(names)
+            if len(names) < k:
+                names = names + tuple(str(i) for i in range(len(names), k))
         return replace(self, input_shape=shape, num_classes=k, class_names=names,
                        input_dtype=dtype,
                        differentiable=dtype == "float32" and _flows(self.module, dataset.x[:2]))
@@ -248,6 +250,16 @@ def _example(shape: tuple[int, ...], dtype: str, device: str) -> torch.Tensor:
     if dtype == "int64":
         return torch.ones((2, *shape), dtype=torch.int64, device=device)
     return torch.full((2, *shape), 0.5, dtype=torch.float32, device=device)
+
+
+def _check_numbered(names: tuple[str, ...]) -> None:
+    """Class names that are numbers other than 0..K-1 (folders ``3`` and ``7``) get labels by
+    their order, which a model without class names cannot confirm: refuse the guess."""
+    if all(n.isdigit() for n in names) and names != tuple(str(i) for i in range(len(names))):
+        raise ModelInputError(
+            f"the data's classes are numbered {_short(names)} but get labels 0..{len(names) - 1}"
+            " by their order, and the model has no class names to match; pass class_names "
+            "(--classes) listing the model's outputs in order, e.g. 0,1,...,9")
 
 
 def _probe_dtypes(module: nn.Module, shape: tuple[int, ...], dtype: str | None, device: str

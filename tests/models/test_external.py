@@ -492,3 +492,13 @@ def test_unavailable_device_is_one_line(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             load_model(path, device="cuda")
+
+
+def test_numbered_classes_that_are_not_label_ids_need_class_names(tmp_path):
+    path, _ = _script(tmp_path)
+    with pytest.raises(ModelInputError, match="--classes") as info:
+        load_model(path).check_against(_data(classes=("3", "5", "7")))
+    assert "\n" not in str(info.value)
+    named = load_model(path, class_names=("3", "5", "7")).check_against(
+        _data(classes=("3", "5", "7")))
+    assert named.class_names == ("3", "5", "7")
