@@ -502,3 +502,17 @@ def test_numbered_classes_that_are_not_label_ids_need_class_names(tmp_path):
     named = load_model(path, class_names=("3", "5", "7")).check_against(
         _data(classes=("3", "5", "7")))
     assert named.class_names == ("3", "5", "7")
+
+
+def test_model_card_names_the_recorded_training_data(tmp_path):
+    from deepscope.models import TrainingData
+
+    model = tiny_cnn(num_classes=3, seed=0)
+    record = TrainingData.of(_data(n=9), dataset="my-photos", protocol="custom", seed=4)
+    path = save_checkpoint(tmp_path / "c.pt", model, arch="custom:" + FACTORY,
+                           classes=["a", "b", "c"], metadata={"training_data": record})
+    loaded = load_model(path, arch=FACTORY, input_shape=(1, 8, 8))
+    assert loaded.checkpoint.training_data == record
+    card = loaded.to_dict()
+    assert "my-photos" in card["training_data"] and "9 samples" in card["training_data"]
+    assert card["arch"] == "custom:" + FACTORY
