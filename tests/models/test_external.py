@@ -270,6 +270,14 @@ def test_a_model_that_is_not_a_classifier_is_refused(tmp_path):
 # ONNX (the optional `onnx` extra; skipped when it is not installed)
 
 
+def _require_onnx():
+    try:
+        import onnx
+    except ImportError:
+        pytest.skip("the onnx extra is not installed")
+    return onnx
+
+
 @pytest.fixture
 def onnx_tools(monkeypatch):
     """``onnx`` and a working ``onnx2torch``; skip without the extra.
@@ -283,7 +291,7 @@ def onnx_tools(monkeypatch):
     import sys
     import types
 
-    onnx = pytest.importorskip("onnx")
+    onnx = _require_onnx()
     if importlib.util.find_spec("onnx2torch") is None:
         pytest.skip("the onnx extra (onnx2torch) is not installed")
     if importlib.util.find_spec("torchvision") is None:
@@ -368,7 +376,7 @@ def test_bad_onnx_files(tmp_path, onnx_tools):
 
 
 def test_a_broken_onnx2torch_import_is_one_line(tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
+    _require_onnx()
     path = tmp_path / "m.onnx"
     path.write_bytes(b"\x08\x07\x12\x07pytorch")
     real_import = builtins.__import__
