@@ -25,14 +25,25 @@ detector with ``adaptive_terms()``) returning :class:`DefenseTerms`, which gives
 - ``flags(x)``: the detector's own decision (bool, no gradient).
 
 **The engine.** PGD in L∞ (pixels in [0, 1], so ``eps = 2.5/255`` is Carlini's 2.5 on the
-0-255 scale): each step minimises ``mean_v CE(views_v(x), t) + weight · penalty(x, t)`` by a
-signed step of ``step_size`` and projects on the eps-ball and [0, 1]. ``t`` is the target
-label (targeted) or, untargeted, the model's best wrong class at the current iterate (so every
-view is pushed to the *same* wrong label). A sample *evades* when the model is fooled and the
-detector does not flag it; the attack returns, per sample, the latest evading iterate (the
-first one with ``early_stop``, where the sample stops), else the latest iterate that fools the
-model, else the last iterate. ``success`` keeps its meaning for every attack (the model is
-fooled); whether the detector still catches the result is ``detector.detect(result.x_adv)``.
+0-255 scale). Each step moves by ``step_size`` against the sign of
+
+    ĝ(mean_v CE(views_v(x), t)) + weight · ĝ(penalty(x, t) · [the model is fooled])
+
+and projects on the eps-ball and [0, 1]; ``ĝ`` is a gradient divided by its mean absolute
+value per sample, so ``weight`` is the penalty's share of the step whatever the scales of the
+two losses (a log-odds and a cross-entropy differ by orders of magnitude on some models), and
+the penalty only acts once the model is fooled (first cross the boundary, as plain PGD does,
+then move to where the detector sees nothing). Without the gate and the rescaling, the plain
+sum ``CE + penalty`` fooled the tests' small MNIST model on 0.67 of the digits through
+Mahalanobis at eps 0.2 where BIM fools it on all (and on none with the default combiner's
+log-odds); with them, on all. ``t`` is
+the target label (targeted) or, untargeted, the model's best wrong class at the current
+iterate (so every view is pushed to the *same* wrong label). A sample *evades* when the model
+is fooled and the detector does not flag it; the attack returns, per sample, the latest
+evading iterate (the first one with ``early_stop``, where the sample stops), else the latest
+iterate that fools the model, else the last iterate. ``success`` keeps its meaning for every
+attack (the model is fooled); whether the detector still catches the result is
+``detector.detect(result.x_adv)``.
 """
 
 from __future__ import annotations
@@ -105,8 +116,9 @@ class AdaptiveAttack(Attack):
         PGD steps (Carlini: 100).
     step_size : float or None
         Size of one signed step; ``None`` means ``2.5 * eps / steps`` (as :class:`BIM`).
-    weight : float
-        Weight of the detector's penalty against the classification loss.
+    weight : float or None
+        Share of the detector's penalty in a step relative to the classification loss (both
+        gradients rescaled to the same mean magnitude); ``None``: the attack's default (1).
     random_start : bool
         Start from a uniform random point of the eps-ball (seeded).
     early_stop : bool
