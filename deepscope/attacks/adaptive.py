@@ -116,9 +116,9 @@ class AdaptiveAttack(Attack):
         PGD steps (Carlini: 100).
     step_size : float or None
         Size of one signed step; ``None`` means ``2.5 * eps / steps`` (as :class:`BIM`).
-    weight : float or None
+    weight : float
         Share of the detector's penalty in a step relative to the classification loss (both
-        gradients rescaled to the same mean magnitude); ``None``: the attack's default (1).
+        gradients rescaled to the same mean magnitude); 0 drops the penalty.
     random_start : bool
         Start from a uniform random point of the eps-ball (seeded).
     early_stop : bool
@@ -132,12 +132,10 @@ class AdaptiveAttack(Attack):
     kind: ClassVar[str] = ""
     #: The detector class a user should pass, named in error messages.
     detector_hint: ClassVar[str] = ""
-    #: Default of ``weight`` for the registered attack.
-    default_weight: ClassVar[float] = 1.0
 
     def __init__(
         self, model: nn.Module, *, detector: Any = None, eps: float = ADAPTIVE_EPS,
-        steps: int = 100, step_size: float | None = None, weight: float | None = None,
+        steps: int = 100, step_size: float | None = None, weight: float = 1.0,
         random_start: bool = False, early_stop: bool = True, batch_size: int = 256,
         seed: int | None = 0, progress: bool = True,
     ) -> None:
@@ -149,8 +147,7 @@ class AdaptiveAttack(Attack):
         if step_size is not None:
             check_number("step_size", step_size, low=0.0, low_open=True)
         self.step_size = step_size
-        self.weight = self.default_weight if weight is None else float(
-            check_number("weight", weight, low=0.0))
+        self.weight = float(check_number("weight", weight, low=0.0))
         self.random_start = bool(random_start)
         self.early_stop = bool(early_stop)
 
@@ -181,7 +178,7 @@ class AdaptiveAttack(Attack):
     # ------------------------------------------------------------------ the optimisation
     def _direction(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(descent direction, the model's logits)`` at the iterate ``x`` (see the class
+        """``(descent direction, the model's logits)`` at the iterate ``x`` (see the module
         docstring: classification loss over the views, plus the gated, rescaled penalty)."""
         xg = x.detach().requires_grad_(True)
         views = self.terms.views(xg)

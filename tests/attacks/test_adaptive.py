@@ -179,3 +179,14 @@ def test_early_stop_returns_evading_iterates(setup):
     stopped = r.iterations < ADAPTIVE["steps"]
     assert stopped.any()
     assert (r.success[stopped] & ~flagged[stopped]).all()
+
+
+@pytest.mark.parametrize("kind", ["mahalanobis", "lid"])
+def test_the_feature_penalty_is_what_evades(setup, adaptive, kind):
+    """Without the detector's penalty (weight 0: views and early stopping alone) the detector
+    catches more of the examples than with it."""
+    model, x, y, dets, _ = setup
+    r0 = attacks.get(f"adaptive-{kind}", model, detector=dets[kind], progress=False,
+                     weight=0.0, **ADAPTIVE)(x, y)
+    assert r0.success.float().mean() >= 0.75
+    assert caught(dets[kind], adaptive[kind]) < caught(dets[kind], r0)
