@@ -154,3 +154,64 @@ def test_a_checkpoint_reaches_workers_as_bytes_and_loads_safely(session, mlp, tm
     assert job.explainer.black_box_ is None  # the driver's model is not shipped
     e = distributed.explain(ex, x.numpy(), workers=2, model=path, progress=False)
     assert np.array_equal(e.attributions, ex.explain(x.numpy()).attributions, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def mnist_checkpoint(tmp_path_factory, mlp):
+    """An (untrained) mlp-100k checkpoint and the class it assigns most MNIST test images to."""
+    data_dir = os.environ.get("DEEPSCOPE_DATA", "")
+    if not (data_dir and Path(data_dir, "mnist").exists()):
+        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
+    from deepscope import data
+
+    model, _ = mlp
+    test = data.load("mnist", split="test")
+    pred = models.predict_logits(model, test.x[:500]).argmax(1)
+    hits = torch.bincount(pred[pred == test.y[:500]], minlength=10)
+    path = tmp_path_factory.mktemp("ckpt") / "mlp.pt"
+    models.save_checkpoint(path, model, arch="mlp-100k", classes=test.classes)
+    return path, int(hits.argmax())
+
+
+def test_cli_explain_with_ray_writes_the_same_attributions(session, mnist_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepscope.cli.main import app
+
+    path, target = mnist_checkpoint
+    outs = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "local", "--workers", "2"])):
+        outs[name] = tmp_path / f"{name}.npz"
+        result = CliRunner().invoke(app, [
+            "explain", str(path), "--dataset", "mnist", "--method", "lime", "--class",
+            str(target), "--k", "5", "--n", "3", "--out", str(outs[name]), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+    a, b = (explain.Explanation.load(outs[k]) for k in ("local", "ray"))
+    assert len(a) == 3 and np.array_equal(a.attributions, b.attributions, equal_nan=True)
+    assert not (tmp_path / "ray.npz.shards").exists()  # the shard folder is gone once written
+
+
+def test_cli_attack_and_evaluate_with_ray_match_the_local_run(session, mnist_checkpoint,
+                                                              tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from deepscope.cli.main import app
+
+    path, _ = mnist_checkpoint
+    ray_args = ["--ray", "local", "--workers", "2"]
+    outs = {}
+    for name, extra in (("local", []), ("ray", ray_args)):
+        outs[name] = tmp_path / f"{name}.npz"
+        result = CliRunner().invoke(app, [
+            "attack", str(path), "--dataset", "mnist", "--attack", "bim", "--n", "6",
+            "--param", "batch_size=2", "--out", str(outs[name]), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+    a, b = (attacks.AttackResult.load(outs[k]) for k in ("local", "ray"))
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.success, b.success)
+    evals = [json.loads(CliRunner().invoke(app, [
+        "evaluate", str(path), "--dataset", "mnist", "--limit", "300", "--json", "--quiet",
+        *extra]).stdout) for extra in ([], ray_args)]
+    assert evals[0]["confusion"] == evals[1]["confusion"]
+    assert evals[0]["accuracy"] == evals[1]["accuracy"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,3 +65,20 @@ def test_an_unreachable_cluster_fails_fast_with_one_line():
     with pytest.raises(ClusterError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9 ") as e:
         probe("127.0.0.1:9", timeout=2.0)
     assert "\n" not in str(e.value)
+
+
+def test_cli_ray_to_an_unreachable_address_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepscope.cli.main import app
+    from deepscope.models import save_checkpoint, zoo
+
+    path = save_checkpoint(tmp_path / "m.pt", zoo.build("mlp-100k"), arch="mlp-100k",
+                           classes=[str(i) for i in range(10)])
+    if not Path(os.environ.get("DEEPSCOPE_DATA", "/nonexistent"), "mnist").exists():
+        pytest.skip("real datasets not available (set DEEPSCOPE_DATA)")
+    result = CliRunner().invoke(app, ["evaluate", str(path), "--dataset", "mnist", "--limit",
+                                      "20", "--ray", "127.0.0.1:9", "--quiet"])
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert len(text.splitlines()) == 1 and "cannot reach the Ray cluster" in text, text
