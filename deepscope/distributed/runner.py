@@ -180,7 +180,11 @@ def run_job(ray: Any, job: Job, arrays: dict[str, np.ndarray], plan: ShardPlan, 
     retried: dict[int, int] = {}
     bar = tqdm(total=len(plan), initial=len(resumed), desc=f"{job.kind} on Ray", unit="shard",
                disable=not progress, leave=False, mininterval=0.5)
-    pool = _Pool(ray, ray.put(job), ray.put(arrays), min(workers, todo)) if todo else None
+    # no more actors than shards, nor than the cluster's CPUs (an actor holds one; more would
+    # wait forever for a CPU on a fixed-size cluster)
+    cpus = int(ray.cluster_resources().get("CPU", workers))
+    size = max(1, min(workers, todo, cpus))
+    pool = _Pool(ray, ray.put(job), ray.put(arrays), size) if todo else None
     done_inputs = 0
     healthy = False
     try:

@@ -114,7 +114,7 @@ def test_a_failed_run_resumes_from_its_finished_shards(session, mlp, tmp_path):
     ex = _lime(model, x, DyingProba(explain.model_proba(model), tmp_path, after=7))
     local = ex.explain(x.numpy())
     store = tmp_path / "shards"
-    with pytest.raises(ClusterError, match="lost its worker.*re-run to resume"):
+    with pytest.raises(ClusterError, match=r"lost its worker.*re-run to resume"):
         distributed.explain(ex, x.numpy(), workers=2, shard_size=2, retries=0,
                             progress=False, out_dir=store)
     first = {p.name: p.stat().st_mtime_ns for p in store.glob("shard-*.npz")}
@@ -215,3 +215,14 @@ def test_cli_attack_and_evaluate_with_ray_match_the_local_run(session, mnist_che
         *extra]).stdout) for extra in ([], ray_args)]
     assert evals[0]["confusion"] == evals[1]["confusion"]
     assert evals[0]["accuracy"] == evals[1]["accuracy"]
+
+
+def test_an_error_of_the_technique_reaches_the_caller_as_itself(session, mlp):
+    from deepscope.errors import InputError
+
+    model, x = mlp
+    proba = explain.model_proba(model)
+    ex = _lime(model, x, proba)
+    ex.black_box_.fn = lambda z: proba(z)[:, :1] * 2.0  # not probabilities: refused on workers
+    with pytest.raises(InputError, match="outside \\[0, 1\\]"):
+        distributed.explain(ex, x.numpy(), workers=2, progress=False)

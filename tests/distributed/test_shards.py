@@ -40,7 +40,7 @@ def test_store_refuses_the_shards_of_another_run(tmp_path):
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["plan"] == {"n": 10, "size": 2, "shards": 5}
     ShardStore(tmp_path / "s", {"kind": "explain", "model": "a"}, plan)  # same run: reopened
-    with pytest.raises(InputError, match="another run.*model"):
+    with pytest.raises(InputError, match=r"another run.*model"):
         ShardStore(tmp_path / "s", {"kind": "explain", "model": "b"}, plan)
     with pytest.raises(InputError, match="shard plan"):
         ShardStore(tmp_path / "s", {"kind": "explain", "model": "a"}, plan_shards(10, 1))
