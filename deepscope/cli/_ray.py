@@ -36,6 +36,14 @@ def workers_option() -> Any:
     return typer.Option(2, "--workers", min=1, help=WORKERS_HELP)
 
 
+def check(address: str | None) -> None:
+    """Refuse a malformed or unreachable ``--ray`` address before any work is done."""
+    if address is not None:
+        from deepscope.distributed._cluster import probe
+
+        probe(distributed.check_address(address))
+
+
 def shards_dir(out: Path) -> Path:
     """Where the finished shards of the command writing ``out`` are kept until it is written."""
     return out.with_name(out.name + ".shards")

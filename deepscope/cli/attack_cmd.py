@@ -81,6 +81,7 @@ def attack(
         raise InputError(f"--attack must be one of {', '.join(attacks.names())}; got {name!r}")
     if target not in targets:
         raise InputError(f"--target must be one of none, first, next; got {target!r}")
+    _ray.check(ray)
     grid = grid or out.with_suffix(".png")
     refuse_existing(out, grid, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,

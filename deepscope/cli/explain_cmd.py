@@ -61,6 +61,7 @@ def explain_cmd(
         raise InputError(f"--method must be one of {', '.join(explain.names())}; got {method!r}")
     if out.suffix != ".npz":
         raise InputError(f"--out must name an .npz file, got {out.name!r}")
+    _ray.check(ray)
     overlays = overlays or out.with_suffix(".png")
     refuse_existing(out, overlays, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,

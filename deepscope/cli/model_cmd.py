@@ -284,6 +284,7 @@ def evaluate(
     workers: int = _ray.workers_option(),
 ) -> None:
     """Evaluate a checkpoint: overall and per-label accuracy, optional confusion-matrix PNG."""
+    _ray.check(ray)
     refuse_existing(confusion, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)

@@ -15,6 +15,11 @@ out_dir : path, optional
     there as they complete, and a re-run with the same folder skips them.
 retries : int
     How often a shard whose worker died is retried.
+threads : int, optional
+    torch (and BLAS) threads per worker. Default: the driver's current counts, because a model's
+    outputs can change in the last bits with the thread count; so the default gives bitwise the
+    local result of this process. Pass 1 for one thread per worker (what Ray's one-CPU actors
+    are sized for); the results then equal a local run with one thread.
 progress : bool
     Show shards done / total and the throughput.
 return_info : bool
@@ -38,7 +43,7 @@ from deepscope.distributed.attack_job import KWARG, AttackJob
 from deepscope.distributed.evaluate_job import EvaluateJob, ScoreJob
 from deepscope.distributed.explain_job import ExplainJob
 from deepscope.distributed.jobs import Job, ModelFile, as_model_file
-from deepscope.distributed.runner import RunInfo, run_job
+from deepscope.distributed.runner import RunInfo, Threads, run_job
 from deepscope.distributed.shards import plan_shards
 from deepscope.distributed.store import ShardStore, digest
 from deepscope.errors import InputError
@@ -53,7 +58,8 @@ __all__ = ["attack", "evaluate", "execute", "explain", "score"]
 
 def execute(job: Job, arrays: dict[str, np.ndarray], *, address: str = "local",
             workers: int = 2, shard_size: int | None = None, out_dir: PathType | None = None,
-            retries: int = 2, progress: bool = True) -> tuple[Any, RunInfo]:
+            retries: int = 2, threads: int | None = None,
+            progress: bool = True) -> tuple[Any, RunInfo]:
     """Run any :class:`~deepscope.distributed.jobs.Job` over shards of ``arrays`` (rows = inputs).
 
     Returns the merged result and the run's :class:`RunInfo`.
@@ -61,21 +67,23 @@ def execute(job: Job, arrays: dict[str, np.ndarray], *, address: str = "local",
     address = check_address(address)
     workers = check_int("workers", workers, low=1)
     retries = check_int("retries", retries, low=0)
+    counts = Threads.of_driver(None if threads is None else check_int("threads", threads, low=1))
     n = len(arrays["x"])
     plan = plan_shards(n, workers, shard_size=shard_size, align=job.align())
     store = None
     if out_dir is not None:
-        store = ShardStore(out_dir, {**job.fingerprint(), "inputs": digest(arrays)}, plan)
+        identity = {**job.fingerprint(), "inputs": digest(arrays), "threads": counts.torch}
+        store = ShardStore(out_dir, identity, plan)
     with connect(address, workers) as ray:
         parts, info = run_job(ray, job, arrays, plan, address=address, workers=workers,
-                              store=store, retries=retries, progress=progress)
+                              threads=counts, store=store, retries=retries, progress=progress)
     return job.merge(parts, info.seconds), info
 
 
 def explain(explainer: Explainer, x: Any, *, address: str = "local", workers: int = 2,
             shard_size: int | None = None, out_dir: PathType | None = None,
-            model: PathType | ModelFile | None = None, retries: int = 2, progress: bool = True,
-            return_info: bool = False) -> Any:
+            model: PathType | ModelFile | None = None, retries: int = 2,
+            threads: int | None = None, progress: bool = True, return_info: bool = False) -> Any:
     """``explainer.explain(x)`` over a Ray cluster: the same :class:`Explanation` as locally.
 
     The explainer is fitted beforehand (on the driver: DMM-MEN's mixture is learned once) and
@@ -94,7 +102,7 @@ def explain(explainer: Explainer, x: Any, *, address: str = "local", workers: in
     model : path or ModelFile, optional
         The checkpoint behind the explainer's black box: workers load it with the safe loader
         and query ``model_proba(model)`` instead of receiving the driver's black box.
-    address, workers, shard_size, out_dir, retries, progress, return_info
+    address, workers, shard_size, out_dir, retries, threads, progress, return_info
         See the module docstring.
     """
     check_fitted(explainer, "target_", hint="call .fit(x, predict_proba, target=c)")
@@ -105,7 +113,7 @@ def explain(explainer: Explainer, x: Any, *, address: str = "local", workers: in
     job = ExplainJob(explainer, as_model_file(model))
     result, info = execute(job, {"x": xs}, address=address, workers=workers,
                            shard_size=shard_size, out_dir=out_dir, retries=retries,
-                           progress=progress)
+                           threads=threads, progress=progress)
     result = dataclasses.replace(result, extras={**result.extras, "distributed": info.to_dict()})
     return (result, info) if return_info else result
 
@@ -119,8 +127,8 @@ def _numpy(t: Any, what: str) -> np.ndarray:
 def attack(atk: Attack, x: torch.Tensor, y: torch.Tensor, target: Any = None, *,
            address: str = "local", workers: int = 2, shard_size: int | None = None,
            out_dir: PathType | None = None, model: PathType | ModelFile | None = None,
-           retries: int = 2, progress: bool = True, return_info: bool = False,
-           **kwargs: torch.Tensor) -> Any:
+           retries: int = 2, threads: int | None = None, progress: bool = True,
+           return_info: bool = False, **kwargs: torch.Tensor) -> Any:
     """``atk(x, y, target, **kwargs)`` over a Ray cluster: the same :class:`AttackResult`.
 
     Shards follow the attack's batches; deterministic attacks give the local result bitwise
@@ -135,7 +143,7 @@ def attack(atk: Attack, x: torch.Tensor, y: torch.Tensor, target: Any = None, *,
     model : path or ModelFile, optional
         The checkpoint of ``atk.model``: workers load it with the safe loader instead of
         receiving the driver's model.
-    address, workers, shard_size, out_dir, retries, progress, return_info
+    address, workers, shard_size, out_dir, retries, threads, progress, return_info
         See the module docstring.
     """
     if not isinstance(atk, Attack):
@@ -152,14 +160,14 @@ def attack(atk: Attack, x: torch.Tensor, y: torch.Tensor, target: Any = None, *,
     job = AttackJob(atk, target, as_model_file(model))
     result, info = execute(job, arrays, address=address, workers=workers,
                            shard_size=shard_size, out_dir=out_dir, retries=retries,
-                           progress=progress)
+                           threads=threads, progress=progress)
     return (result, info) if return_info else result
 
 
 def evaluate(model: torch.nn.Module | PathType, data: Any, *, batch_size: int = 512,
              address: str = "local", workers: int = 2, shard_size: int | None = None,
-             out_dir: PathType | None = None, retries: int = 2, progress: bool = True,
-             return_info: bool = False) -> Any:
+             out_dir: PathType | None = None, retries: int = 2, threads: int | None = None,
+             progress: bool = True, return_info: bool = False) -> Any:
     """:func:`deepscope.models.evaluate` over a Ray cluster: the same :class:`Evaluation`.
 
     Parameters
@@ -170,7 +178,7 @@ def evaluate(model: torch.nn.Module | PathType, data: Any, *, batch_size: int = 
         Labelled inputs.
     batch_size : int
         Inputs per forward pass; shards are multiples of it.
-    address, workers, shard_size, out_dir, retries, progress, return_info
+    address, workers, shard_size, out_dir, retries, threads, progress, return_info
         See the module docstring.
     """
     batch_size = check_int("batch_size", batch_size, low=1)
@@ -188,13 +196,14 @@ def evaluate(model: torch.nn.Module | PathType, data: Any, *, batch_size: int = 
                       tuple(getattr(data, "classes", ()) or ()), batch_size)
     result, info = execute(job, {"x": _numpy(x, "x"), "y": _numpy(y, "y")}, address=address,
                            workers=workers, shard_size=shard_size, out_dir=out_dir,
-                           retries=retries, progress=progress)
+                           retries=retries, threads=threads,
+                           progress=progress)
     return (result, info) if return_info else result
 
 
 def score(detector: Any, x: torch.Tensor, *, address: str = "local", workers: int = 2,
           shard_size: int | None = None, out_dir: PathType | None = None, retries: int = 2,
-          progress: bool = True, return_info: bool = False) -> Any:
+          threads: int | None = None, progress: bool = True, return_info: bool = False) -> Any:
     """``detector.score(x)`` over a Ray cluster: the same scores (float tensor, N).
 
     The fitted detector (with its model) travels to each worker once through Ray's object
@@ -205,6 +214,6 @@ def score(detector: Any, x: torch.Tensor, *, address: str = "local", workers: in
     job = ScoreJob(detector, int(getattr(detector, "batch_size", 1) or 1))
     result, info = execute(job, {"x": _numpy(x, "x")}, address=address, workers=workers,
                            shard_size=shard_size, out_dir=out_dir, retries=retries,
-                           progress=progress)
+                           threads=threads, progress=progress)
     return (result, info) if return_info else result
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from deepscope.distributed._cluster import ClusterError
@@ -57,13 +59,41 @@ class RunInfo:
     resumed: tuple[int, ...]
     retried: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type summary."""
         return {"address": self.address, "workers": self.workers, **self.plan.to_dict(),
                 "computed": list(self.computed), "resumed": list(self.resumed),
                 "retried": {str(k): v for k, v in self.retried.items()},
-                "seconds": self.seconds}
+                "seconds": self.seconds, "threads": self.threads}
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Thread counts a worker runs with: torch's intra-op threads and the BLAS pool's.
+
+    Results of a model (and of BLAS reductions) may differ in the last bits between thread
+    counts, so workers use the driver's counts by default (:meth:`of_driver`): the shards are
+    then bitwise what the local call in the driver's process computes.
+    """
+
+    torch: int
+    blas: int | None = None
+
+    @classmethod
+    def of_driver(cls, torch_threads: int | None = None) -> Threads:
+        """The driver's counts (``torch_threads`` overrides both)."""
+        if torch_threads is not None:
+            return cls(int(torch_threads), int(torch_threads))
+        blas = [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+        return cls(torch.get_num_threads(), max(blas) if blas else None)
+
+    def apply(self) -> None:
+        """Use these counts in this process (the worker)."""
+        torch.set_num_threads(self.torch)
+        if self.blas is not None:
+            threadpool_limits(limits=self.blas, user_api="blas")
 
 
 class ShardWorker:
@@ -77,11 +107,12 @@ class ShardWorker:
     def __init__(self) -> None:
         self.release()
 
-    def prepare(self, job: Job, arrays: dict[str, np.ndarray]) -> None:
+    def prepare(self, job: Job, arrays: dict[str, np.ndarray], threads: Threads) -> None:
         """Take the run's job and inputs and set the job up (load the model, ...)."""
         self.release()
         self.job, self.arrays = job, arrays
         try:
+            threads.apply()
             self.state = job.setup()
         except Exception as exc:  # reported by the next run() call, with the shard's index
             self.error = exc
@@ -132,10 +163,11 @@ def _task_error(exc: Exception, index: int) -> Exception:
 class _Pool:
     """Actors, the shard queue and the in-flight tasks of one run."""
 
-    def __init__(self, ray: Any, job_ref: Any, arrays_ref: Any, size: int) -> None:
+    def __init__(self, ray: Any, job_ref: Any, arrays_ref: Any, threads: Threads,
+                 size: int) -> None:
         self.ray = ray
         self.cls = ray.remote(num_cpus=1)(ShardWorker)
-        self.refs = (job_ref, arrays_ref)
+        self.refs = (job_ref, arrays_ref, threads)
         idle = _IDLE.setdefault(_session(ray), [])
         self.actors = idle[:size] + [self.cls.remote() for _ in range(size - len(idle[:size]))]
         del idle[:size]
@@ -163,8 +195,8 @@ class _Pool:
 
 
 def run_job(ray: Any, job: Job, arrays: dict[str, np.ndarray], plan: ShardPlan, *,
-            address: str, workers: int, store: ShardStore | None = None, retries: int = 2,
-            progress: bool = True) -> tuple[list[Any], RunInfo]:
+            address: str, workers: int, threads: Threads, store: ShardStore | None = None,
+            retries: int = 2, progress: bool = True) -> tuple[list[Any], RunInfo]:
     """Run ``job`` over the shards of ``plan``; return the shard results in order and a report.
 
     Shards already in ``store`` are read back, not recomputed; the others are written to it as
@@ -184,7 +216,7 @@ def run_job(ray: Any, job: Job, arrays: dict[str, np.ndarray], plan: ShardPlan, 
     # wait forever for a CPU on a fixed-size cluster)
     cpus = int(ray.cluster_resources().get("CPU", workers))
     size = max(1, min(workers, todo, cpus))
-    pool = _Pool(ray, ray.put(job), ray.put(arrays), size) if todo else None
+    pool = _Pool(ray, ray.put(job), ray.put(arrays), threads, size) if todo else None
     done_inputs = 0
     healthy = False
     try:
@@ -225,5 +257,5 @@ def run_job(ray: Any, job: Job, arrays: dict[str, np.ndarray], plan: ShardPlan, 
     computed = tuple(i for i in range(len(plan)) if i not in set(resumed))
     info = RunInfo(address=address, workers=len(pool.actors) if pool else 0, plan=plan,
                    computed=computed, resumed=tuple(resumed), retried=retried,
-                   seconds=time.perf_counter() - start_time)
+                   seconds=time.perf_counter() - start_time, threads=threads.torch)
     return results, info
