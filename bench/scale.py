@@ -8,7 +8,7 @@ checkpoint file (as the CLI's ``--ray`` does) and load it with the safe loader.
 For each workload (KernelSHAP, LIME, DMM-MEN — the global mode: fitted once on the driver, the
 explain step distributed — and C&W L2), on the same test images:
 
-- in-process: the local call on the driver (1 torch thread);
+- in-process: the local call on the driver (1 torch thread, 1 BLAS thread);
 - Ray with 1 and 2 workers (a local Ray with 2 CPUs, actors with one CPU and one thread each),
   shards by :func:`deepscope.distributed.plan_shards`'s rule; every Ray result is checked to
   equal the in-process one;
@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from bench.common import (
     CACHE,
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     require_data()
     set_threads(1)
+    threadpool_limits(limits=1)  # 1 BLAS thread too: workers copy the driver's counts
     log = logger()
     start = time.perf_counter()
     capacity = parallel_capacity()
