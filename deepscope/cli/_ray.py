@@ -39,9 +39,7 @@ def workers_option() -> Any:
 def check(address: str | None) -> None:
     """Refuse a malformed or unreachable ``--ray`` address before any work is done."""
     if address is not None:
-        from deepscope.distributed._cluster import probe
-
-        probe(distributed.check_address(address))
+        distributed.probe(distributed.check_address(address))
 
 
 def shards_dir(out: Path) -> Path:

@@ -11,7 +11,7 @@ worker that dies costs only its shard, which is retried.
 >>> e = distributed.explain(ex, x, address="local", workers=2)              # doctest: +SKIP
 """
 
-from deepscope.distributed._cluster import ClusterError, check_address, connect
+from deepscope.distributed._cluster import ClusterError, check_address, connect, probe
 from deepscope.distributed.api import attack, evaluate, execute, explain, score
 from deepscope.distributed.explain_job import SEEDING, Seeding
 from deepscope.distributed.jobs import Job, ModelFile
@@ -36,6 +36,7 @@ __all__ = [
     "execute",
     "explain",
     "plan_shards",
+    "probe",
     "score",
     "shard_seed",
 ]

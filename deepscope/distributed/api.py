@@ -35,8 +35,7 @@ import numpy as np
 import torch
 
 from deepscope._typing import PathType
-from deepscope._validate import check_int
-from deepscope.attacks._checks import check_attack_images
+from deepscope._validate import check_images, check_int
 from deepscope.attacks.base import Attack
 from deepscope.distributed._cluster import check_address, connect
 from deepscope.distributed.attack_job import KWARG, AttackJob
@@ -49,7 +48,7 @@ from deepscope.distributed.store import ShardStore, digest
 from deepscope.errors import InputError
 from deepscope.explain.base import Explainer
 from deepscope.explain.features import check_inputs
-from deepscope.models.execution import check_model_input
+from deepscope.models.execution import check_model_input, model_dtype
 from deepscope.models.inputs import as_xy
 from deepscope.protocol import check_fitted
 
@@ -148,7 +147,9 @@ def attack(atk: Attack, x: torch.Tensor, y: torch.Tensor, target: Any = None, *,
     """
     if not isinstance(atk, Attack):
         raise InputError(f"atk must be a deepscope Attack, got {type(atk).__name__}")
-    x = check_attack_images(atk.model, x)
+    x = check_images(x)  # the checks of Attack.__call__, here before anything is shipped
+    check_model_input(atk.model, x)
+    x = x.to(model_dtype(atk.model))
     arrays = {"x": _numpy(x, "x"), "y": _numpy(torch.as_tensor(y), "y").astype(np.int64)}
     if len(arrays["y"]) != len(arrays["x"]):
         raise InputError(f"x has {len(arrays['x'])} inputs but y has {len(arrays['y'])} labels")

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepscope.distributed import ClusterError, ShardStore, check_address, plan_shards
-from deepscope.distributed._cluster import probe
+from deepscope.distributed import ClusterError, ShardStore, check_address, plan_shards, probe
 from deepscope.distributed.store import digest
 from deepscope.errors import InputError
 
