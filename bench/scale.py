@@ -26,7 +26,7 @@ sequence), ``c`` the measured in-process seconds per input and ``o`` the measure
 shard; it assumes an idle cluster, CPUs that do not slow each other down, and a driver that
 keeps up.
 
-    python -m bench.scale                 # the full run (defaults): ~5 min on 2 busy cores
+    python -m bench.scale                 # the full run (defaults): ~4 min on 2 busy cores
     python -m bench.scale --quick         # a smoke run (small workloads)
 """
 
@@ -263,14 +263,14 @@ def render(result: dict[str, Any]) -> str:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-kshap", type=int, default=256)
+    p.add_argument("--n-kshap", type=int, default=512)
     p.add_argument("--kshap-samples", type=int, default=1000)
-    p.add_argument("--n-lime", type=int, default=64)
+    p.add_argument("--n-lime", type=int, default=128)
     p.add_argument("--lime-samples", type=int, default=1000)
-    p.add_argument("--n-dmm", type=int, default=4096, help="test images DMM-MEN explains")
+    p.add_argument("--n-dmm", type=int, default=8192, help="test images DMM-MEN explains")
     p.add_argument("--dmm-fit", type=int, default=32, help="inputs DMM-MEN is fitted on")
     p.add_argument("--dmm-sweeps", type=int, default=100)
-    p.add_argument("--n-cw", type=int, default=128)
+    p.add_argument("--n-cw", type=int, default=256)
     p.add_argument("--cw-steps", type=int, default=100)
     p.add_argument("--cw-binary", type=int, default=4)
     p.add_argument("--cw-batch", type=int, default=8)
