@@ -38,11 +38,11 @@ $(VENV)/.core-installed: pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.core-installed
-	$(PIP_INSTALL) -e '.[dev,binary,text]'
+	$(PIP_INSTALL) -e '.[dev,binary,text,ray]'
 	touch $@
 
 $(VENV)/.baselines-installed: $(VENV)/.dev-installed
-	$(PIP_INSTALL) -e '.[dev,binary,text,baselines]'
+	$(PIP_INSTALL) -e '.[dev,binary,text,ray,baselines]'
 	touch $@
 
 demo: $(VENV)/.baselines-installed

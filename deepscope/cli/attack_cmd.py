@@ -9,7 +9,8 @@ import torch
 import typer
 from rich.table import Table
 
-from deepscope import attacks, models
+from deepscope import attacks, distributed, models
+from deepscope.cli import _ray
 from deepscope.cli._common import console, err_console, print_json, save_figure, user_errors
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
@@ -71,6 +72,8 @@ def attack(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ray: str | None = _ray.ray_option(),
+    workers: int = _ray.workers_option(),
 ) -> None:
     """Attack N correctly classified inputs and write adversarials (.npz), a summary and a grid."""
     targets = {"none": None, "untargeted": None, "first": "first", "next": "next"}
@@ -78,6 +81,7 @@ def attack(
         raise InputError(f"--attack must be one of {', '.join(attacks.names())}; got {name!r}")
     if target not in targets:
         raise InputError(f"--target must be one of none, first, next; got {target!r}")
+    _ray.check(ray)
     grid = grid or out.with_suffix(".png")
     refuse_existing(out, grid, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
@@ -108,7 +112,12 @@ def attack(
             raise InputError(f"attack {name!r} needs landmark boxes; dataset {dataset!r} has "
                              f"none (use att-faces with its landmarks file)")
         call_kwargs["boxes"] = ds.extras["boxes"][chosen]
-    result = atk(x, y, target=targets[target], **call_kwargs)
+    if ray is None:
+        result = atk(x, y, target=targets[target], **call_kwargs)
+    else:
+        result = distributed.attack(atk, x, y, target=targets[target], address=ray,
+                                    workers=workers, model=checkpoint, out_dir=_ray.shards_dir(out),
+                                    progress=not quiet and not json_out, **call_kwargs)
 
     fig = attacks.plot_grid(x, result.x_adv, labels=y.tolist(),
                             adv_labels=result.adv_labels.tolist(), class_names=ckpt.classes,
@@ -117,6 +126,8 @@ def attack(
     save_figure(fig, grid)
     out.parent.mkdir(parents=True, exist_ok=True)
     attacks.save_npz(result, out, x=x, overwrite=overwrite)
+    if ray is not None:
+        _ray.done(_ray.shards_dir(out))
     summary = {**result.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
                "selection": selection, "npz": str(out), "grid": str(grid)}
     if json_out:

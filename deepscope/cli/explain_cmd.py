@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from deepscope import explain
+from deepscope.cli import _ray
 from deepscope.cli._common import console, print_json, save_figure, user_errors
 from deepscope.cli.model_cmd import load_model_and_data, refuse_existing
 from deepscope.errors import InputError
@@ -49,6 +50,8 @@ def explain_cmd(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ray: str | None = _ray.ray_option(),
+    workers: int = _ray.workers_option(),
 ) -> None:
     """Explain why the model assigns inputs to a class; write an .npz and overlay PNGs."""
     from deepscope.explain import compare
@@ -58,6 +61,7 @@ def explain_cmd(
         raise InputError(f"--method must be one of {', '.join(explain.names())}; got {method!r}")
     if out.suffix != ".npz":
         raise InputError(f"--out must name an .npz file, got {out.name!r}")
+    _ray.check(ray)
     overlays = overlays or out.with_suffix(".png")
     refuse_existing(out, overlays, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
@@ -67,8 +71,13 @@ def explain_cmd(
     check_grid(k, cell, tuple(ds.input_shape))
     idx = compare.positives(ckpt.model, ds.x, ds.y, target, n)
     x = ds.x[idx]
-    result = compare.side_by_side(ckpt.model, x, target, [method], cell=cell, seed=seed,
-                                  progress=not quiet and not json_out)
+    if ray is None:
+        result = compare.side_by_side(ckpt.model, x, target, [method], cell=cell, seed=seed,
+                                      progress=not quiet and not json_out)
+    else:
+        result = _ray.side_by_side(checkpoint, ckpt.model, x, target, method, cell=cell,
+                                   seed=seed, address=ray, workers=workers, out=out,
+                                   progress=not quiet and not json_out)
     (run,) = result.runs
     source = {"dataset": dataset, "split": split, "dataset_indices": idx.tolist()}
     explanation = dataclasses.replace(run.explanation,
@@ -78,6 +87,8 @@ def explain_cmd(
     # written last, once everything is computed: the overlays, then the .npz (both atomic)
     save_figure(fig, overlays)
     explain.save_npz(explanation, out, overwrite=overwrite)
+    if ray is not None:
+        _ray.done(_ray.shards_dir(out))
     summary = {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
                "class": target, "class_name": str(ckpt.classes[target]), "k": k,
                "n_requested": n, "n": len(x), "indices": idx.tolist(), **run.to_dict(),

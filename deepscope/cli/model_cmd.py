@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 from torch import nn
 
-from deepscope import __version__, models
+from deepscope import __version__, distributed, models
 from deepscope import data as ds_data
+from deepscope.cli import _ray
 from deepscope.cli._common import (
     check_outputs,
     console,
@@ -279,8 +280,11 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="Print JSON (overall and per-label "
                                                         "accuracy) on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ray: str | None = _ray.ray_option(),
+    workers: int = _ray.workers_option(),
 ) -> None:
     """Evaluate a checkpoint: overall and per-label accuracy, optional confusion-matrix PNG."""
+    _ray.check(ray)
     refuse_existing(confusion, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)
@@ -288,7 +292,11 @@ def evaluate(
     warning = models.provenance.overlap_warning(ckpt.training_data, dataset, split)
     if warning:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    evaluation = models.evaluate(ckpt.model, ds)
+    if ray is None:
+        evaluation = models.evaluate(ckpt.model, ds)
+    else:
+        evaluation = distributed.evaluate(checkpoint, ds, address=ray, workers=workers,
+                                          progress=not quiet and not json_out)
     if confusion is not None:
         from deepscope.report import plots
 
