@@ -177,3 +177,34 @@ def test_integrated_gradients_over_embeddings_is_complete(build):
         diff = (model(torch.as_tensor(w))[:, 1] - model(torch.zeros(3, 41, dtype=torch.int64))
                 [:, 1]).numpy()
     assert np.allclose(expl.attributions.sum(axis=1), diff, atol=5e-3)
+
+
+def test_lemna_tests_on_a_known_box(ids):
+    """The box's positive positions are 2 and 7: an explanation naming them passes the tests,
+    the random baseline (same features, random top-k) does worse."""
+    from deepscope.explain import fidelity
+
+    box = IdBox()
+    x = ids.copy()
+    x[:, 5] = 1  # position 5 off: every row has log-odds 3 + 1 - 0.5 > 0
+    neg = np.ones((6, T), dtype=np.int64)
+    neg[:, 7] = 0  # log-odds -0.5: negatives
+    neg[:, 2] = 3
+    good = explain.Lime(SequenceSpace(), num_samples=300, progress=False).fit(
+        x, box, target=1).explain(x)
+    rand = explain.RandomExplainer(SequenceSpace(), seed=0).fit(x, box, target=1).explain(x)
+    res = {n: {t: fidelity.sequence_test(t, box, x, e, 2, target=1, negatives=neg, seed=0)
+               for t in fidelity.SEQUENCE_TESTS} for n, e in (("lime", good), ("random", rand))}
+    assert res["lime"]["deduction"].share == 0.0 and res["lime"]["deduction"].lower_is_better
+    assert res["lime"]["augmentation"].share == 1.0 and res["lime"]["synthetic"].share == 1.0
+    assert res["random"]["synthetic"].share < 1.0
+    assert res["lime"]["deduction"].generated.dtype == np.int64
+    assert (res["lime"]["deduction"].generated[:, [2, 7]] == 0).all()
+    diff, lo, hi = res["lime"]["synthetic"].difference(res["random"]["synthetic"])
+    assert diff > 0 and lo <= diff <= hi
+    d = res["lime"]["augmentation"].to_dict()
+    assert d["share"] == 1.0 and d["ci95"] == [1.0, 1.0] and d["n"] == len(x)
+    with pytest.raises(InputError, match="negatives"):
+        fidelity.sequence_test("augmentation", box, x, good, 2)
+    with pytest.raises(InputError, match="positives only"):
+        fidelity.sequence_test("deduction", box, neg, good[:6], 2)
