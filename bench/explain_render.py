@@ -22,6 +22,10 @@ def _cost_lines(st: dict) -> list[str]:
         params = ", ".join(f"{k}={v}" for k, v in c["params"].items() if k != "seed")
         lines.append(f"| {name} | {c['budget']} | {params} | "
                      f"{c['seconds_per_explanation']:.3f} | {c['queries_per_explanation']:.0f} |")
+    for name, c in st["cost"].items():
+        if c.get("diagnostics"):
+            lines.append(f"{name} diagnostics (mean over groups): " + ", ".join(
+                f"{k} {v:.3g}" for k, v in c["diagnostics"].items()))
     return [*lines, ""]
 
 
@@ -34,6 +38,10 @@ def _test_lines(st: dict, test: str) -> list[str]:
              "| --- |" + " ---: |" * len(ks)]
     for name in cells[ks[0]]:
         lines.append(f"| {name} | " + " | ".join(_cell(cells[k][name]) for k in ks) + " |")
+    shares = {cells[k][name][0] for k in ks for name in cells[k] if name != "random"}
+    if len(shares) == 1:
+        lines[0] += (f" — saturated: every explainer scores {shares.pop():.0f} at every k, so "
+                     "this test does not separate them at these k")
     if paired:
         lines.append("| DMM-MEN − best of LIME/SHAP (paired) | " + " | ".join(
             f"{paired[k]['diff'][0]:+.3f} [{paired[k]['diff'][1]:+.2f}, "

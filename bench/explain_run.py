@@ -36,6 +36,8 @@ IMAGE_KS = (5, 10, 20, 40)
 IMAGE_TESTS = ("deduction-zero", "deduction-mean", "deduction-blur", "augmentation",
                "synthetic")
 BASELINES = ("lime", "kernel-shap")  # the peers DMM-MEN has to beat, at the same budget
+#: numeric extras of an explanation recorded (mean over the groups) beside the cost
+DIAGNOSTICS = ("ess_loglik", "mh_accept_rate", "fit_r2", "seconds_per_sweep")
 Log = Callable[[str], None]
 
 
@@ -109,6 +111,11 @@ def explain_all(setting: Setting, row: Row, log: Log) -> tuple[list[explain.Expl
     cost = {"seconds_per_explanation": seconds / n, "queries_per_explanation": queries / n,
             "budget": row.budget, "method": row.method,
             "params": {k: v for k, v in row.params.items() if k not in ("progress",)}}
+    diag = {key: float(np.mean([e.extras[key] for e in out]))
+            for key in DIAGNOSTICS if all(isinstance(e.extras.get(key), (int, float))
+                                          for e in out)}
+    if diag:
+        cost["diagnostics"] = diag
     log(f"[{setting.key}] {row.name}: {seconds / n:.3f} s and {queries / n:.0f} queries "
         "per explanation")
     return out, cost
