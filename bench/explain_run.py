@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.explain_settings import NOISE, Setting
-from deepscope import _stats, explain
+from deepscope import explain
 from deepscope.explain import DMMMEN, fidelity
 
 BUDGET = {"bytes": 500, "text": 500, "image": 1000}
@@ -186,13 +186,13 @@ def summarise(setting: Setting, scores: dict[str, dict[str, dict[int, np.ndarray
         lower = lower_is_better(setting.modality, test)
         cells[test], paired[test] = {}, {}
         for k in first[test]:
-            cells[test][str(k)] = {name: list(_stats.bootstrap_mean(s[test][k]))
+            cells[test][str(k)] = {name: list(fidelity.share_interval(s[test][k]))
                                    for name, s in scores.items()}
             if "dmm-men" not in scores or not all(b in scores for b in BASELINES):
                 continue
             pick = min if lower else max
             best = pick(BASELINES, key=lambda b, t=test, kk=k: scores[b][t][kk].mean())
-            d = _stats.paired_difference(scores["dmm-men"][test][k], scores[best][test][k])
+            d = fidelity.paired_difference(scores["dmm-men"][test][k], scores[best][test][k])
             paired[test][str(k)] = {"best": best, "diff": list(d),
                                     "verdict": _verdict(d, lower)}
     return {"cells": cells, "paired": paired,

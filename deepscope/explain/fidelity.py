@@ -31,12 +31,14 @@ from deepscope.explain.sequence_fidelity import (
     LOWER_IS_BETTER,
     SEQUENCE_TESTS,
     SequenceFidelity,
+    paired_difference,
     sequence_test,
+    share_interval,
 )
 
 __all__ = ["KS", "LOWER_IS_BETTER", "SEQUENCE_TESTS", "TESTS", "FidelityResult",
-           "SequenceFidelity", "augmentation", "deduction", "generate", "sequence_test",
-           "synthetic"]
+           "SequenceFidelity", "augmentation", "deduction", "generate", "paired_difference",
+           "sequence_test", "share_interval", "synthetic"]
 
 TESTS = ("deduction", "augmentation", "synthetic")
 

@@ -32,7 +32,8 @@ from deepscope.explain.base import BlackBox, check_target
 from deepscope.explain.explanation import RANKINGS, Explanation
 from deepscope.explain.features import check_inputs
 
-__all__ = ["KS", "LOWER_IS_BETTER", "SEQUENCE_TESTS", "SequenceFidelity", "sequence_test"]
+__all__ = ["KS", "LOWER_IS_BETTER", "SEQUENCE_TESTS", "SequenceFidelity", "paired_difference",
+           "sequence_test", "share_interval"]
 
 SEQUENCE_TESTS = ("deduction", "augmentation", "synthetic")
 #: LEMNA's numbers of selected features (its code uses 25).
@@ -77,7 +78,7 @@ class SequenceFidelity:
 
     def interval(self, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
         """Share and its bootstrap 95 % interval over the explained samples."""
-        return _stats.bootstrap_mean(self.positive, seed=seed, n_boot=n_boot)
+        return share_interval(self.positive, seed=seed, n_boot=n_boot)
 
     def difference(self, other: SequenceFidelity, *, seed: int = 0, n_boot: int = 2000
                    ) -> tuple[float, float, float]:
@@ -88,14 +89,23 @@ class SequenceFidelity:
         if (other.test, other.k, len(other.positive)) != (self.test, self.k,
                                                           len(self.positive)):
             raise InputError("paired differences need the same test, k and explained samples")
-        return _stats.paired_difference(self.positive, other.positive, seed=seed,
-                                        n_boot=n_boot)
+        return paired_difference(self.positive, other.positive, seed=seed, n_boot=n_boot)
 
     def to_dict(self) -> dict:
         """JSON-able summary (share, its interval, n; without the generated inputs)."""
         share, lo, hi = self.interval()
         return {"test": self.test, "k": self.k, "share": share, "ci95": [lo, hi],
                 "n": len(self.positive), "lower_is_better": self.lower_is_better}
+
+
+def share_interval(values, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Mean of per-sample scores (e.g. 1/0 successes) and its bootstrap 95 % interval."""
+    return _stats.bootstrap_mean(values, seed=seed, n_boot=n_boot)
+
+
+def paired_difference(a, b, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over the same samples and its paired bootstrap 95 % interval."""
+    return _stats.paired_difference(a, b, seed=seed, n_boot=n_boot)
 
 
 def _check(x, explanation: Explanation, k: int, by: str) -> tuple[np.ndarray, np.ndarray]:
