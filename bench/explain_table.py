@@ -40,7 +40,7 @@ from deepscope.explain import DMMMEN, KernelShap, Lime, RandomExplainer
 from deepscope.explain.groundtruth import piecewise_linear, precision_recall
 
 #: explained inputs per setting: full run / --quick
-N_FULL = {"function-starts": 200, "sst2": 200, "mnist": 45, "fashion-mnist": 45}
+N_FULL = {"function-starts": 200, "sst2": 200, "mnist": 60, "fashion-mnist": 60}
 N_QUICK = {"function-starts": 6, "sst2": 6, "mnist": 4, "fashion-mnist": 4}
 PICTURES = RESULTS / "explain"
 
