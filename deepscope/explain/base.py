@@ -257,6 +257,17 @@ def _as_model_input(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(arr, dtype=dtype)
 
 
+def check_class_outputs(out: torch.Tensor) -> torch.Tensor:
+    """``out`` if it is ``N×K`` class scores; a tagger's ``N×T×K`` gets a hint instead."""
+    if out.ndim != 2:
+        hint = (" (per-position outputs of a tagger: explain one position with "
+                "explain.TaggerAt(model, position) or explain.tagger_proba(model, position))"
+                if out.ndim == 3 else "")
+        raise InputError(f"the model must return N×K class scores, got shape "
+                         f"{tuple(out.shape)}{hint}")
+    return out
+
+
 def model_proba(model: torch.nn.Module, *,
                 batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap a PyTorch classifier as a black-box ``predict_proba`` (numpy in, numpy out).
@@ -270,7 +281,7 @@ def model_proba(model: torch.nn.Module, *,
     check_int("batch_size", batch_size, low=1)
 
     def softmax64(xb: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(model(xb).double(), dim=1)
+        return torch.softmax(check_class_outputs(model(xb)).double(), dim=1)
 
     def predict_proba(x: np.ndarray) -> np.ndarray:
         if len(x) == 0:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deepscope.errors import InputError
-from deepscope.explain.base import EXPLAINERS, Explainer, FillMixin
+from deepscope.explain.base import EXPLAINERS, Explainer, FillMixin, check_class_outputs
 from deepscope.explain.features import FeatureSpace, n_features
 from deepscope.models import execution, hooks
 
@@ -139,7 +139,7 @@ class IntegratedGradients(FillMixin, Explainer):
             for alpha in (torch.arange(steps, dtype=emb.dtype) + 0.5) / steps:
                 point = (base + alpha * (emb - base)).requires_grad_(True)
                 with hooks.intervene(self.model, layer, lambda _out, p=point: p):
-                    score = self.model(ids)[:, target].sum()
+                    score = check_class_outputs(self.model(ids))[:, target].sum()
                 total += torch.autograd.grad(score, point)[0]
             return ((emb - base) * total / steps).sum(dim=-1).detach()
 

@@ -208,3 +208,14 @@ def test_lemna_tests_on_a_known_box(ids):
         fidelity.sequence_test("augmentation", box, x, good, 2)
     with pytest.raises(InputError, match="positives only"):
         fidelity.sequence_test("deduction", box, neg, good[:6], 2)
+
+
+def test_a_tagger_without_a_position_is_refused_with_a_hint():
+    tagger = _tagger()
+    w = np.random.default_rng(0).integers(1, 257, size=(2, 41)).astype(np.int64)
+    with pytest.raises(InputError, match="TaggerAt"):
+        explain.model_proba(tagger)(w)
+    ig = explain.IntegratedGradients(tagger, SequenceSpace(), n_steps=2)
+    with pytest.raises(InputError, match="TaggerAt"):
+        ig.fit(w, explain.tagger_proba(tagger), target=1).explain(w)
+    assert tagger.training and all(p.requires_grad for p in tagger.parameters())
