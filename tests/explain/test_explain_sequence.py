@@ -219,3 +219,12 @@ def test_a_tagger_without_a_position_is_refused_with_a_hint():
     with pytest.raises(InputError, match="TaggerAt"):
         ig.fit(w, explain.tagger_proba(tagger), target=1).explain(w)
     assert tagger.training and all(p.requires_grad for p in tagger.parameters())
+
+
+@pytest.mark.parametrize("method", ["lime", "kernel-shap", "dmm-men"])
+def test_explainers_nullify_with_the_space_fill_id(method, ids):
+    box = IdBox()
+    explain.get(method, space=SequenceSpace(fill=7), **PARAMS[method]).fit(
+        ids, box, target=1).explain(ids[:2])
+    seen = np.concatenate(box.seen)
+    assert (seen == 7).any() and not (seen == 0).any()  # ids are 10..19: 7 is the fill only
