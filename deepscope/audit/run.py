@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 # the section modules register themselves in this order: the report's order
-from deepscope.audit import (  # noqa: F401
+from deepscope.audit import (  # noqa: F401, I001  (order = report order)
     section_model,
     section_mode,
     section_robustness,

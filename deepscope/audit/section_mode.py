@@ -167,7 +167,8 @@ def _applies_repair(inputs: AuditInputs) -> str | None:
     if reason:
         return reason
     if len(inputs.pool) < ROUNDS * 10:
-        return f"the pool role has {len(inputs.pool)} samples; repair needs at least {ROUNDS * 10}"
+        return (f"the pool role has {len(inputs.pool)} samples; repair needs at least "
+                f"{ROUNDS * 10}")
     return None
 
 
@@ -176,7 +177,7 @@ def _applies_repair(inputs: AuditInputs) -> str | None:
 def repair_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, Any]
                    ) -> SectionResult:
     """``auto`` vs ``random`` repair of the diagnosed bug at a small budget, per round."""
-    diag, bug, real = _chosen(inputs, memo)
+    _, bug, real = _chosen(inputs, memo)
     if not real:
         return SectionResult.skipped("repair", "no bug was diagnosed, so there is nothing to "
                                                "repair")

@@ -71,7 +71,7 @@ class AuditConfig:
 
     def count(self, base: int, *, low: int = 1, high: int | None = None) -> int:
         """``base`` scaled by :attr:`scale`, clipped to ``[low, high]``."""
-        n = max(low, int(round(base * self.scale)))
+        n = max(low, round(base * self.scale))
         return n if high is None else min(n, high)
 
     def cache_part(self) -> str:

@@ -1,0 +1,118 @@
+"""The audit core on a tiny CNN trained on synthetic images: sections, reasons, cache, summary."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from deepscope import models
+from deepscope.audit.inputs import prepare
+from deepscope.audit.result import SectionResult
+from deepscope.audit.run import Audit, budget_scale
+from deepscope.audit.spec import AuditConfig, section_names
+from deepscope.data import stratified_split
+from deepscope.errors import InputError
+from deepscope.testing.data import blobs
+from deepscope.testing.models import tiny_cnn
+
+
+@pytest.fixture(scope="module")
+def trained():
+    ds = blobs(900, 3, styles=2, noise=0.3, seed=0)
+    train, held = stratified_split(ds, (0.4, 0.6), seed=0, names=("train", "held"))
+    model = tiny_cnn(3)
+    models.fit(model, train, epochs=3, seed=0, progress=False)
+    return model, train, held
+
+
+def _loaded(model, **kw):
+    base = {"module": model, "kind": "module", "class_names": None, "checkpoint": None,
+            "differentiable": True, "path": "tiny.pt"}
+    return types.SimpleNamespace(**{**base, **kw})
+
+
+def test_sections_are_registered_in_report_order():
+    assert section_names() == ["model", "diagnosis", "repair", "robustness", "detection",
+                               "explanations"]
+
+
+def test_unknown_section_is_refused():
+    with pytest.raises(InputError, match=r"unknown section.*robustnes"):
+        AuditConfig(sections=("robustnes",))
+
+
+def test_roles_are_disjoint_and_reference_split_warns(trained):
+    model, _, held = trained
+    inputs = prepare(_loaded(model), held)
+    assert inputs.train_source == "reference part of --data"
+    assert "optimistic" in inputs.warning
+    sizes = [len(inputs.train), len(inputs.test), len(inputs.validation), len(inputs.pool)]
+    assert sum(sizes) == len(held)
+
+
+def test_training_data_overlapping_heldout_is_flagged(trained):
+    model, train, held = trained
+    inputs = prepare(_loaded(model), held, train=held)
+    assert inputs.train_source == "--train-data"
+    assert f"{len(held)} of {len(held)} samples of --data also occur" in inputs.warning
+    assert prepare(_loaded(model), held, train=train).warning is None
+
+
+def test_model_card_and_summary(trained, tmp_path):
+    model, train, held = trained
+    result = Audit(prepare(_loaded(model), held, train=train),
+                   AuditConfig(sections=("model", "diagnosis"))).run()
+    summary = result.summary()
+    assert {"model", "accuracy", "per_label", "bugs", "sections"} <= set(summary)
+    expected = models.evaluate(model, held).accuracy
+    assert summary["accuracy"] == pytest.approx(expected)
+    assert summary["sections"] == {"model": "ok", "diagnosis": "ok"}
+    assert all({"label", "kind"} <= set(b) for b in summary["bugs"])
+    assert sum(v["n"] for v in summary["per_label"].values()) == len(held)
+
+
+def test_non_differentiable_model_skips_robustness_with_reason(trained):
+    model, train, held = trained
+    inputs = prepare(_loaded(model, differentiable=False, kind="onnx"), held, train=train)
+    result = Audit(inputs, AuditConfig(sections=("robustness",))).run()
+    res = result.sections["robustness"]
+    assert res.status == "skipped"
+    assert "not differentiable" in res.reason
+    assert result.summary()["sections"]["robustness"] == res.reason
+
+
+def test_resume_skips_finished_sections(trained, tmp_path, monkeypatch):
+    model, train, held = trained
+    inputs = prepare(_loaded(model), held, train=train)
+    config = AuditConfig(sections=("model", "robustness"), scale=0.1)
+    first = Audit(inputs, config, cache_dir=tmp_path).run()
+    assert (tmp_path / "robustness.npz").exists()
+    events = []
+    again = Audit(inputs, config, cache_dir=tmp_path).run(
+        lambda kind, step, res: events.append((kind, step.spec.name)))
+    assert events == [("cached", "model"), ("cached", "robustness")]
+    assert again.sections["robustness"].summary == first.sections["robustness"].summary
+    # other settings: another key, so recomputed
+    events.clear()
+    Audit(inputs, AuditConfig(sections=("model",), seed=1), cache_dir=tmp_path).run(
+        lambda kind, step, res: events.append((kind, step.spec.name)))
+    assert events == [("start", "model"), ("done", "model")]
+
+
+def test_section_result_round_trips(tmp_path):
+    res = SectionResult("x", "ok", "fine.", summary={"n": 3}, arrays={"a": torch.ones(2).numpy()})
+    back = SectionResult.load(res.save(tmp_path / "x.npz"))
+    assert back.summary == {"n": 3} and back.arrays["a"].tolist() == [1.0, 1.0]
+    with pytest.raises(InputError, match="needs a reason"):
+        SectionResult("x", "skipped", "no")
+
+
+def test_budget_scale_shrinks_sample_counts():
+    assert budget_scale(100.0, None) == 1.0
+    assert budget_scale(100.0, 50.0) == pytest.approx(0.5)
+    assert budget_scale(10.0, 50.0) == 1.0
+    with pytest.raises(InputError):
+        budget_scale(10.0, 0)
+    assert AuditConfig(scale=0.5).count(500, low=20) == 250
