@@ -20,26 +20,26 @@ Example
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# the section modules register themselves in this order: the report's order
-from deepscope.audit import (  # noqa: F401, I001  (order = report order)
-    section_model,
-    section_mode,
-    section_robustness,
-    section_detection,
-    section_explain,
-)
 from deepscope.audit.inputs import AuditInputs
 from deepscope.audit.result import AuditResult, SectionResult
 from deepscope.audit.spec import SECTIONS, AuditConfig, Costs, SectionSpec
 from deepscope.errors import DeepscopeError, InputError
 
 __all__ = ["Audit", "PlannedStep", "budget_scale"]
+
+#: The section modules, imported in this order: they register their sections, so this is the
+#: report's order.
+SECTION_MODULES = ("section_model", "section_mode", "section_robustness", "section_detection",
+                   "section_explain")
+for _module in SECTION_MODULES:
+    importlib.import_module(f"deepscope.audit.{_module}")
 
 #: Cache file format of the sections (bump to invalidate old caches).
 CACHE_VERSION = "1"

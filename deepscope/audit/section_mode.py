@@ -128,7 +128,8 @@ def diagnosis_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, 
                                      "test_per_label": np.asarray(diag.test_per_label)}
     try:
         ctx, layer_accuracy = _analysis(inputs, config, memo, bug)
-    except (RuntimeError, ValueError, NotImplementedError, InputError) as exc:  # e.g. hooks on TorchScript
+    except (RuntimeError, ValueError, NotImplementedError, InputError) as exc:
+        # e.g. a compiled model whose layers cannot be hooked: the table still stands
         summary["analysis_error"] = (f"the feature models could not be fitted on this model "
                                      f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
     else:
