@@ -120,6 +120,57 @@ def _recorded_training_data(loaded: Any, seed: int) -> Dataset | None:
     return held.train
 
 
+class ScriptChain(torch.nn.Sequential):
+    """An eager chain of TorchScript blocks whose deep copy re-loads each block (a plain
+    ``copy.deepcopy`` of a scripted module gives parameters that are not leaves, which no
+    optimiser accepts; repair fine-tunes deep copies)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScriptChain:
+        import io
+        from collections import OrderedDict
+
+        blocks = []
+        for name, child in self.named_children():
+            buf = io.BytesIO()
+            torch.jit.save(child, buf)
+            buf.seek(0)
+            device = next(iter(child.parameters()), torch.empty(0)).device
+            blocks.append((name, torch.jit.load(buf, map_location=device)))
+        copy = ScriptChain(OrderedDict(blocks))
+        copy.training = self.training
+        return copy
+
+
+def unrolled(module: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """A TorchScript model as an eager ``nn.Sequential`` of its (scripted) children, when that
+    gives the same logits on ``x``; otherwise the model itself.
+
+    Compiled modules cannot be cut at a layer (``get_submodule`` and hooks are not supported on
+    them), which MODE's feature models need. Most exported classifiers are a chain of blocks;
+    the chain is checked numerically on real inputs before it stands in for the model.
+    """
+    if not isinstance(module, torch.jit.ScriptModule):
+        return module
+    children = list(module.named_children())
+    if len(children) < 2:
+        return module
+    from collections import OrderedDict
+
+    chain = ScriptChain(OrderedDict(children))
+    chain.training = module.training
+    sample = x[:64]
+    with torch.no_grad():
+        was = module.training
+        module.eval()
+        try:
+            same = torch.allclose(chain(sample), module(sample), rtol=1e-4, atol=1e-5)
+        except (RuntimeError, TypeError):
+            same = False
+        finally:
+            module.train(was)
+    return chain if same else module
+
+
 def _check_compatible(data: Dataset, classes: tuple[str, ...], what: str) -> None:
     if data.num_classes != len(classes):
         raise InputError(f"{what} has {data.num_classes} classes but the model has "
@@ -148,7 +199,7 @@ def prepare(loaded: Any, data: Dataset, *, train: Dataset | None = None,
     InputError
         Too few samples for the roles, or class counts that differ from the model's.
     """
-    module = loaded.module
+    module = unrolled(loaded.module, data.x)
     classes = tuple(getattr(loaded, "class_names", None) or data.classes)
     _check_compatible(data, classes, "--data")
     data = stratified_subset(data, max_samples, seed=seed)

@@ -88,6 +88,9 @@ class Audit:
         self.inputs = inputs
         self.config = config or AuditConfig()
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        if self.config.write_repaired and Path(self.config.write_repaired).exists():
+            raise InputError(f"{self.config.write_repaired} already exists; --write-repaired "
+                             "does not overwrite files")
         self.costs = costs or Costs.measure(inputs.model, inputs.test.x)
 
     def _key(self, spec: SectionSpec) -> str:

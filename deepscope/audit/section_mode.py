@@ -233,8 +233,10 @@ def write_repaired(model: torch.nn.Module, inputs: AuditInputs, path: Path) -> P
         return save_checkpoint(path, model, arch=ckpt.arch, classes=ckpt.classes,
                                config=ckpt.config, metadata={"repaired_by": "deepscope audit"})
     with atomic_write(path) as fh:
-        if isinstance(model, torch.jit.ScriptModule):
-            torch.jit.save(model, fh)
+        if getattr(loaded, "kind", None) == "torchscript":
+            scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(
+                model)
+            torch.jit.save(scripted, fh)
         else:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, fh)
     return path

@@ -116,3 +116,26 @@ def test_budget_scale_shrinks_sample_counts():
     with pytest.raises(InputError):
         budget_scale(10.0, 0)
     assert AuditConfig(scale=0.5).count(500, low=20) == 250
+
+
+def test_torchscript_model_gets_every_section_and_a_loadable_repair(trained, tmp_path):
+    model, train, held = trained
+    path = tmp_path / "tiny.ts"
+    torch.jit.save(torch.jit.script(model), str(path))
+    before = path.read_bytes()
+    scripted = torch.jit.load(str(path))
+    out = tmp_path / "repaired.ts"
+    inputs = prepare(_loaded(scripted, kind="torchscript"), held, train=train)
+    config = AuditConfig(sections=("model", "diagnosis", "repair"), write_repaired=str(out))
+    result = Audit(inputs, config).run()
+    eager = Audit(prepare(_loaded(model), held, train=train),
+                  AuditConfig(sections=("model", "diagnosis"))).run()
+    assert result.summary()["sections"] == {"model": "ok", "diagnosis": "ok", "repair": "ok"}
+    assert "analysis_error" not in result.sections["diagnosis"].summary
+    assert result.summary()["accuracy"] == eager.summary()["accuracy"]
+    assert result.summary()["bugs"] == eager.summary()["bugs"]
+    repaired = torch.jit.load(str(out))
+    assert repaired(held.x[:4]).shape == (4, 3)
+    assert path.read_bytes() == before  # the user's file is not touched
+    with pytest.raises(InputError, match="already exists"):
+        Audit(inputs, AuditConfig(sections=("repair",), write_repaired=str(out))).run()
