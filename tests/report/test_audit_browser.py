@@ -20,11 +20,17 @@ from pathlib import Path
 
 import pytest
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
-                                "(pip install 'deepscope[browser]')")
+if os.environ.get("DEEPSCOPE_REQUIRE_BROWSER"):
+    from selenium import webdriver  # CI: a missing selenium is an error, not a skip
+else:
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                    "(pip install 'deepscope[browser]')")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
+if os.environ.get("DEEPSCOPE_REQUIRE_BROWSER") and not (CHROMIUM and DRIVER):
+    raise RuntimeError("DEEPSCOPE_REQUIRE_BROWSER is set (CI) but chromium / chromedriver is "
+                       "missing: apt-get install -y chromium chromium-driver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="Chromium or chromedriver not found (apt-get install -y chromium chromium-driver)")
