@@ -104,63 +104,54 @@ def test_failed_audit_leaves_no_folder(files, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("case", [
-    "finished-report", "other-files", "out-is-file", "unknown-section", "empty-sections",
-    "budget-zero", "max-samples-small", "model-missing", "model-not-a-model", "data-missing",
-    "repaired-exists", "repaired-folder-missing", "classes-mismatch", "too-few-samples",
-    "unknown-option",
-])
+def _npz(path: Path, n: int, k: int) -> str:
+    x = np.random.default_rng(0).random((n, 1, 8, 8), dtype=np.float32)
+    np.savez(path, x=x, y=np.arange(n) % k)
+    return str(path)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _folder_with(path: Path, name: str) -> None:
+    path.mkdir()
+    (path / name).write_text("old")
+
+
+# case → setup(tmp, out) returning (extra args, model override, data override, expected parts)
+BAD = {
+    "finished-report": lambda t, o: (_folder_with(o, "index.html"), None, None,
+                                     ("finished audit report", "--overwrite")),
+    "other-files": lambda t, o: (_folder_with(o, "notes.txt"), None, None, ("other files",)),
+    "out-is-file": lambda t, o: (_write(o, "x") and None, None, None, ("is a file",)),
+    "unknown-section": lambda t, o: (["--sections", "model,robustnes"], None, None,
+                                     ("robustnes", "choose from")),
+    "empty-sections": lambda t, o: (["--sections", ","], None, None, ("--sections",)),
+    "budget-zero": lambda t, o: (["--budget-seconds", "0"], None, None, ("--budget-seconds",)),
+    "max-samples-small": lambda t, o: (["--max-samples", "3"], None, None, ("--max-samples",)),
+    "model-missing": lambda t, o: (None, str(t / "nope.ts"), None, ()),
+    "model-not-a-model": lambda t, o: (None, str(_write(t / "m.ts", "not a model")), None, ()),
+    "data-missing": lambda t, o: (None, None, str(t / "nope.npz"), ()),
+    "repaired-exists": lambda t, o: (["--write-repaired", str(_write(t / "r.ts", "x"))], None,
+                                     None, ("already exists",)),
+    "repaired-folder-missing": lambda t, o: (["--write-repaired", str(t / "no" / "r.ts")],
+                                             None, None, ("does not exist",)),
+    "classes-mismatch": lambda t, o: (None, None, _npz(t / "five.npz", 100, 5), ()),
+    "too-few-samples": lambda t, o: (None, None, _npz(t / "small.npz", 9, 3), ()),
+    "unknown-option": lambda t, o: (["--frobnicate"], None, None, ()),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_is_one_line(files, tmp_path, case):
     out = tmp_path / "out"
-    args: list[str] = []
-    model, data = str(files.model), str(files.data)
-    expect: tuple[str, ...] = ()
-    if case == "finished-report":
-        out.mkdir()
-        (out / "index.html").write_text("old")
-        expect = ("finished audit report", "--overwrite")
-    elif case == "other-files":
-        out.mkdir()
-        (out / "notes.txt").write_text("mine")
-        expect = ("other files",)
-    elif case == "out-is-file":
-        out.write_text("x")
-        expect = ("is a file",)
-    elif case == "unknown-section":
-        args, expect = ["--sections", "model,robustnes"], ("robustnes", "choose from")
-    elif case == "empty-sections":
-        args, expect = ["--sections", ","], ("--sections",)
-    elif case == "budget-zero":
-        args, expect = ["--budget-seconds", "0"], ("--budget-seconds",)
-    elif case == "max-samples-small":
-        args, expect = ["--max-samples", "3"], ("--max-samples",)
-    elif case == "model-missing":
-        model = str(tmp_path / "nope.ts")
-    elif case == "model-not-a-model":
-        (tmp_path / "m.ts").write_text("not a model")
-        model = str(tmp_path / "m.ts")
-    elif case == "data-missing":
-        data = str(tmp_path / "nope.npz")
-    elif case == "repaired-exists":
-        (tmp_path / "r.ts").write_text("x")
-        args, expect = ["--write-repaired", str(tmp_path / "r.ts")], ("already exists",)
-    elif case == "repaired-folder-missing":
-        args = ["--write-repaired", str(tmp_path / "no" / "r.ts")]
-        expect = ("does not exist",)
-    elif case == "classes-mismatch":
-        bad = tmp_path / "five.npz"
-        x = np.random.default_rng(0).random((100, 1, 8, 8), dtype=np.float32)
-        np.savez(bad, x=x, y=np.arange(100) % 5)
-        data = str(bad)
-    elif case == "too-few-samples":
-        small = tmp_path / "small.npz"
-        np.savez(small, x=np.zeros((9, 1, 8, 8), np.float32), y=np.arange(9) % 3)
-        data = str(small)
-    elif case == "unknown-option":
-        args = ["--frobnicate"]
+    args, model, data, expect = BAD[case](tmp_path, out)
     before = sorted(os.listdir(tmp_path))
-    result = CliRunner().invoke(app, ["audit", model, "--data", data, "--out", str(out),
-                                      "--quiet", *args])
+    result = CliRunner().invoke(app, ["audit", model or str(files.model), "--data",
+                                      data or str(files.data), "--out", str(out), "--quiet",
+                                      *(args or [])])
     _one_line(result, *expect)
     assert sorted(os.listdir(tmp_path)) == before  # nothing written
     if case == "finished-report":
