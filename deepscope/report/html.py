@@ -25,7 +25,7 @@ tr.bug td{background:#fde8e8;font-weight:600}
 .callout{background:#fff8e6;border-left:4px solid #f0b429;padding:.6em 1em;margin:1em 0}
 code{background:#f3f5f8;padding:0 .25em;border-radius:3px}
 footer{margin-top:3em;color:#8a91a3;font-size:.85em}
-.tbl{overflow-x:auto;max-width:100%}p,td,li,figcaption{overflow-wrap:anywhere}
+.tbl{overflow-x:auto;max-width:100%}.tbl td,.tbl th{text-align:left}p,td,li,figcaption{overflow-wrap:anywhere}
 .finding{font-size:1.08em;font-weight:600;margin:.4em 0 1em}.finding.skipped{color:#5a6275}
 details summary{cursor:pointer;color:#0072B2}
 @media (max-width:600px){body{margin:1em auto;padding:0 .6em}h1{font-size:1.5em}
