@@ -42,7 +42,7 @@ for _module in SECTION_MODULES:
     importlib.import_module(f"deepscope.audit.{_module}")
 
 #: Cache file format of the sections (bump to invalidate old caches).
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)

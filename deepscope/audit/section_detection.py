@@ -28,7 +28,7 @@ __all__ = ["detection_section"]
 
 TARGET_FPR = 0.05
 #: Attacked test inputs, before scaling; the attacks' L∞ budget.
-N_ATTACK, EPS = 200, 0.1
+N_ATTACK, EPS = 100, 0.1
 #: AmI fits on at most this many pool inputs, before scaling.
 N_AMI_FIT = 400
 

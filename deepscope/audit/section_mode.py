@@ -32,7 +32,7 @@ ROUNDS = 4
 #: Largest repair budget of the preview (pool samples added), before scaling.
 BUDGET = 2000
 #: Analysis samples per feature-model fit, before scaling.
-ANALYSIS_SAMPLES = 3000
+ANALYSIS_SAMPLES = 2000
 
 
 def _concat(a: Dataset, b: Dataset) -> Dataset:

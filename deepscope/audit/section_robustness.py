@@ -21,11 +21,11 @@ from deepscope.models import predict_logits
 __all__ = ["EPSILONS", "attack_sample", "robustness_section"]
 
 #: L∞ budgets of the curves (pixels in [0, 1]).
-EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+EPSILONS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
 #: Samples of the curves and of C&W L2, before scaling.
-N_CURVE, N_CW = 500, 100
+N_CURVE, N_CW = 200, 50
 BIM_STEPS = 10
-CW = {"steps": 50, "binary_search_steps": 3, "initial_const": 0.1}
+CW = {"steps": 50, "binary_search_steps": 2, "initial_const": 0.1}
 
 
 def needs_gradients(inputs: AuditInputs) -> str | None:
