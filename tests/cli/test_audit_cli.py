@@ -120,6 +120,39 @@ def _folder_with(path: Path, name: str) -> None:
     (path / name).write_text("old")
 
 
+def _pngs(folder: Path, sizes: dict[str, list[int]]) -> str:
+    """Class sub-folders of grey PNGs: ``{"a": [8, 8, 10]}`` → three images of those sizes."""
+    from PIL import Image
+
+    for cls, side in sizes.items():
+        (folder / cls).mkdir(parents=True)
+        for i, n in enumerate(side):
+            Image.fromarray(np.full((n, n), 40 * i, np.uint8)).save(folder / cls / f"{i}.png")
+    return str(folder)
+
+
+def _bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+class _Evil:
+    """A pickle that would run a shell command when loaded."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _evil_pt(tmp: Path) -> str:
+    evil = _Evil()
+    evil.marker = str(tmp / "pwned")
+    _Evil.marker = evil.marker
+    torch.save({"model": evil}, tmp / "evil.pt")
+    return str(tmp / "evil.pt")
+
+
 # case → setup(tmp, out) returning (extra args, model override, data override, expected parts)
 BAD = {
     "finished-report": lambda t, o: (_folder_with(o, "index.html"), None, None,
@@ -141,7 +174,41 @@ BAD = {
     "classes-mismatch": lambda t, o: (None, None, _npz(t / "five.npz", 100, 5), ()),
     "too-few-samples": lambda t, o: (None, None, _npz(t / "small.npz", 9, 3), ()),
     "unknown-option": lambda t, o: (["--frobnicate"], None, None, ()),
+    "pickle-runs-code": lambda t, o: (None, _evil_pt(t), None, ()),
+    "model-other-input-shape": lambda t, o: (None, None, _npz28(t / "big.npz"), ()),
+    "labels-out-of-range": lambda t, o: (None, None, _npz_labels(t / "y7.npz", 7), ()),
+    "one-class-only": lambda t, o: (None, None, _npz_labels(t / "y0.npz", 0), ()),
+    "corrupt-npz": lambda t, o: (None, None, _bytes(t / "c.npz", b"PK\x03\x04garbage"), ()),
+    "npz-without-y": lambda t, o: (None, None, _npz_no_y(t / "noy.npz"), ()),
+    "mixed-image-sizes": lambda t, o: (None, None, _pngs(t / "imgs", {"0": [8, 10], "1": [8],
+                                                                     "2": [8]}), ()),
+    "empty-class-folder": lambda t, o: (None, None, _pngs(t / "imgs", {"0": [8], "1": [8],
+                                                                      "2": []}), ()),
+    "nan-in-csv": lambda t, o: (None, None, str(_write(t / "d.csv", "a,b,label\n1,nan,0\n"
+                                                                     "2,3,1\n")), ()),
+    "non-utf8-tsv": lambda t, o: (None, None, _bytes(t / "d.tsv", b"caf\xe9 ok\t1\n"), ()),
 }
+
+
+def _npz28(path: Path) -> str:
+    x = np.random.default_rng(0).random((60, 1, 28, 28), dtype=np.float32)
+    np.savez(path, x=x, y=np.arange(60) % 3)
+    return str(path)
+
+
+def _npz_labels(path: Path, label: int) -> str:
+    x = np.random.default_rng(0).random((60, 1, 8, 8), dtype=np.float32)
+    y = np.arange(60) % 3
+    y[:30] = label
+    if label == 0:
+        y[:] = 0
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+def _npz_no_y(path: Path) -> str:
+    np.savez(path, x=np.zeros((30, 1, 8, 8), np.float32))
+    return str(path)
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -154,6 +221,7 @@ def test_bad_input_is_one_line(files, tmp_path, case):
                                       *(args or [])])
     _one_line(result, *expect)
     assert sorted(os.listdir(tmp_path)) == before  # nothing written
+    assert not (tmp_path / "pwned").exists()  # the pickle's code never ran
     if case == "finished-report":
         assert (out / "index.html").read_text() == "old"
 
