@@ -136,6 +136,7 @@ def diagnosis_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, 
         fm = ctx.features
         assert fm is not None
         summary.update(layer=fm.layer_, shape=list(fm.shape_),
+                       analysis_samples=config.count(ANALYSIS_SAMPLES, low=300),
                        layer_accuracy=layer_accuracy,
                        dhm_subsets={k: d.subset_sizes for k, d in ctx.dhms.items()})
         if ctx.label_heatmaps is not None:

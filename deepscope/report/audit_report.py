@@ -95,7 +95,8 @@ def _diagnosis(sec: Section, res: SectionResult, classes: list[str]) -> None:
         sec.add_text("Heat maps not drawn: " + s["analysis_error"] + ".")
         return
     what = "bug" if s["analysed_is_bug"] else "weakest label (no bug)"
-    sec.add_figure(ap.layer_accuracy(s["layer_accuracy"], s["layer"], n=s["n_train"]),
+    sec.add_figure(ap.layer_accuracy(s["layer_accuracy"], s["layer"],
+                                     n=s.get("analysis_samples", s["n_train"])),
                    f"The analysed layer ({s['layer']}) is where feature-model accuracy stops "
                    "improving.")
     shape = tuple(s["shape"])
@@ -108,10 +109,11 @@ def _diagnosis(sec: Section, res: SectionResult, classes: list[str]) -> None:
     dhms = {k[4:]: SimpleNamespace(vector=v) for k, v in a.items() if k.startswith("dhm/")}
     if dhms:
         fig = plot_dhms(dhms, shape)
-        fig.suptitle(f"Differential heat maps of label {s['analysed_name']} ({s['analysed_kind']})",
-                     fontsize=10)
-        sizes = "; ".join(f"{k.upper()}: " + ", ".join(f"{n} {name.replace('_', ' ')}"
-                                                        for name, n in (v or {}).items())
+        fig.suptitle(f"Differential heat maps of label {s['analysed_name']} "
+                     f"({s['analysed_kind']})", fontsize=10, y=1.06)
+        sizes = "; ".join(f"{k.upper()}: " + (", ".join(f"{n} {name.replace('_', ' ')}"
+                                                         for name, n in v.items())
+                                              if v else "from the label heat maps")
                           for k, v in s.get("dhm_subsets", {}).items())
         sec.add_figure(fig, f"Features that separate the {what} from its look-alikes. "
                             f"Subsets: {sizes or 'label heat maps'}.")
