@@ -139,3 +139,25 @@ def test_torchscript_model_gets_every_section_and_a_loadable_repair(trained, tmp
     assert path.read_bytes() == before  # the user's file is not touched
     with pytest.raises(InputError, match="already exists"):
         Audit(inputs, AuditConfig(sections=("repair",), write_repaired=str(out))).run()
+
+
+def test_detection_adds_ami_when_the_data_has_attribute_boxes(trained):
+    model, train, held = trained
+    from deepscope.data import Dataset
+
+    def with_boxes(ds):
+        boxes = torch.tensor([[0, 0, 4, 4], [4, 4, 8, 8]]).expand(len(ds), 2, 4).clone()
+        return Dataset(x=ds.x, y=ds.y, classes=ds.classes, extras={"boxes": boxes},
+                       info={"box_names": ("top", "bottom")})
+
+    plain = Audit(prepare(_loaded(model), held, train=train),
+                  AuditConfig(sections=("detection",), scale=0.5)).run()
+    boxed = Audit(prepare(_loaded(model), with_boxes(held), train=with_boxes(train)),
+                  AuditConfig(sections=("detection",), scale=0.5)).run()
+    assert plain.sections["detection"].summary["detectors"] == ["feature squeezing"]
+    assert "no attribute boxes" in plain.sections["detection"].summary["ami_reason"]
+    det = boxed.sections["detection"].summary
+    assert det["detectors"] == ["feature squeezing", "AmI"]
+    assert det["ami_reason"] is None
+    fp = det["counts"]["AmI"]["fp"]
+    assert fp["n"] == det["n_correct"] and 0 <= fp["flagged"] <= fp["n"]
