@@ -25,7 +25,7 @@ EPSILONS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
 #: Samples of the curves and of C&W L2, before scaling.
 N_CURVE, N_CW = 200, 50
 BIM_STEPS = 10
-CW = {"steps": 50, "binary_search_steps": 2, "initial_const": 1.0}
+CW = {"steps": 50, "binary_search_steps": 2, "initial_const": 1.0, "lr": 0.05}
 
 
 def needs_gradients(inputs: AuditInputs) -> str | None:

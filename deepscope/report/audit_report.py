@@ -147,7 +147,8 @@ def _robustness(sec: Section, res: SectionResult, classes: list[str]) -> None:
     cw = s["cw_l2"]
     sec.add_figure(ap.cw_distances(a["cw_l2"], a["cw_success"]),
                    f"C&W L2 ({cw['settings']['steps']} steps × "
-                   f"{cw['settings']['binary_search_steps']} searches) on {cw['n']} correctly "
+                   f"{cw['settings']['binary_search_steps']} searches, c₀ = "
+                   f"{cw['settings']['initial_const']:g}, lr {cw['settings'].get('lr', 0.01):g}) on {cw['n']} correctly "
                    f"classified inputs: success {cw['success']}/{cw['n']}.")
     sec.add_html(_table([{"ε": f"{e:g}", "FGSM acc": _pct(float(f)), "BIM acc": _pct(float(b)),
                           "n": s["n"]}
