@@ -4,17 +4,18 @@ train-like data comes from.
 :func:`prepare` takes a loaded model (:class:`deepscope.models.external.LoadedModel`, or any
 object with its attributes: ``module``, ``kind``, ``input_shape``, ``num_classes``,
 ``class_names``, ``checkpoint``, ``differentiable``, ``path``) and the held-out data, and cuts
-the data by a seeded, stratified split into the roles the techniques need:
+the data into roles with :func:`deepscope.data.audit_split` after
+:func:`deepscope.models.check_held_out` has left the model's known training samples out of it:
 
-* ``test`` (40 %): accuracies, diagnosis, attacks, detection, explanations;
-* ``validation`` (10 %): repair's per-round label accuracy and the detectors' calibration;
-* ``pool`` (50 %): the inputs repair selects from.
+* ``data``: all held-out samples (the model card's accuracy); ``test``: every reported accuracy,
+  attack, detection and explanation (all of ``data`` when training data is known, else 40 %);
+* ``train`` (train-like reference): ``--train-data``, else the training data a deepscope
+  checkpoint records (reproduced and checked with :func:`deepscope.debug.heldout_split`), else
+  30 % of ``data`` — then over-fitting cannot be seen;
+* ``pool``: 30 % of the training data (else of ``data``), minus 20 % held out as
+  ``validation`` (repair's per-round measure and the detectors' calibration).
 
-Train-like data for the under/over-fitting diagnosis is, in this order: ``train`` (the user's
-``--train-data``), the training data a deepscope checkpoint records (reproduced and checked
-with :func:`deepscope.debug.heldout_split`), or else a 30 % *reference* part cut from the
-held-out data first — then over-fitting cannot be seen, and :attr:`AuditInputs.warning` says
-which numbers may be optimistic.
+:attr:`AuditInputs.warning` joins the sentences that say which numbers may be optimistic.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from typing import Any
 import torch
 
 from deepscope import data as ds_data
-from deepscope.data import Dataset, stratified_split, stratified_subset
+from deepscope.data import Dataset, audit_split, stratified_split, stratified_subset
 from deepscope.errors import InputError
-from deepscope.models import zoo
-from deepscope.models.provenance import data_fingerprint, sample_ids, weights_fingerprint
+from deepscope.models import check_held_out, zoo
+from deepscope.models.provenance import data_fingerprint, weights_fingerprint
 
 __all__ = ["AuditInputs", "prepare"]
 
-#: Shares of the held-out data: test, validation, pool.
-ROLE_FRACTIONS = (0.4, 0.1, 0.5)
-#: Share of the held-out data cut off as train-like reference when no training data is known.
-REFERENCE_FRACTION = 0.3
+#: Train-like reference share of --data when no training data is known, and repair-pool share
+#: (of the training data, else of --data): :func:`deepscope.data.audit_split`'s rule.
+REFERENCE_FRACTION, POOL_FRACTION = 0.3, 0.3
+#: Share of the pool held out as repair's validation part and the detectors' calibration set.
+VALIDATION_FRACTION = 0.2
+#: Fewest held-out samples an audit runs on.
+MIN_SAMPLES = 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,53 +201,35 @@ def prepare(loaded: Any, data: Dataset, *, train: Dataset | None = None,
     Raises
     ------
     InputError
-        Too few samples for the roles, or class counts that differ from the model's.
+        Too few samples for the roles, class counts that differ from the model's, or held-out
+        data that is the model's training set.
     """
     module = unrolled(loaded.module, data.x)
     classes = tuple(getattr(loaded, "class_names", None) or data.classes)
     _check_compatible(data, classes, "--data")
-    data = stratified_subset(data, max_samples, seed=seed)
-    if len(data) < 20:
-        raise InputError(f"--data has {len(data)} samples; an audit needs at least 20 "
-                         "(more than 500 for stable per-label numbers)")
-    warning = None
-    source = "none"
     if train is not None:
         _check_compatible(train, classes, "--train-data")
-        train = stratified_subset(train, max_samples, seed=seed)
-        source = "--train-data"
-        warning = _overlap(train, data) if _same_shape(train, data) else None
-    else:
-        train = _recorded_training_data(loaded, seed)
-        if train is not None:
-            source = "checkpoint record"
-            train = stratified_subset(train, max_samples, seed=seed)
-    held = data
+    data = stratified_subset(data, max_samples, seed=seed)
+    if len(data) < MIN_SAMPLES:
+        raise InputError(f"--data has {len(data)} samples; an audit needs at least "
+                         f"{MIN_SAMPLES} (more than 500 for stable per-label numbers)")
+    source = "--train-data"
     if train is None:
-        train, held = stratified_split(data, (REFERENCE_FRACTION, 1 - REFERENCE_FRACTION),
-                                       seed=seed, names=("reference", "heldout"))
+        train = _recorded_training_data(loaded, seed)
+        source = "checkpoint record"
+    ckpt = getattr(loaded, "checkpoint", None)
+    held = check_held_out(data, train_data=train,
+                          training_data=getattr(ckpt, "training_data", None))
+    roles = audit_split(held.test, train_data=train, seed=seed, max_samples=max_samples,
+                        train_like=REFERENCE_FRACTION, repair_pool=POOL_FRACTION)
+    if not roles.reference_is_training:
         source = "reference part of --data"
-        warning = ("no training data was given (--train-data) or recorded in the checkpoint: "
-                   "the diagnosis' 'train' accuracies are measured on a held-out reference part, "
-                   "so over-fitting cannot be detected; and if --data overlaps what the model "
-                   "was trained on, every accuracy in this report is optimistic")
-    test, validation, pool = stratified_split(held, ROLE_FRACTIONS, seed=seed,
-                                              names=("test", "validation", "pool"))
-    key = weights_fingerprint(module)[:16] + "-" + data_fingerprint(data)[:16]
-    return AuditInputs(model=module, loaded=loaded, classes=classes, data=data, test=test,
-                       validation=validation, pool=pool, train=train, train_source=source,
-                       warning=warning, key=key)
-
-
-def _same_shape(a: Dataset, b: Dataset) -> bool:
-    return tuple(a.x.shape[1:]) == tuple(b.x.shape[1:])
-
-
-def _overlap(train: Dataset, data: Dataset) -> str | None:
-    """A sentence when samples of ``data`` also occur in ``train`` (by content)."""
-    seen = set(sample_ids(train).tolist())
-    shared = sum(1 for sid in sample_ids(data).tolist() if sid in seen)
-    if not shared:
-        return None
-    return (f"{shared} of {len(data)} samples of --data also occur in --train-data: held-out "
-            "accuracies are optimistic; pass data the model did not train on")
+    pool, validation = stratified_split(roles.pool, (1 - VALIDATION_FRACTION,
+                                                     VALIDATION_FRACTION),
+                                        seed=seed, names=("pool", "validation"))
+    notes = [n.rstrip(".") for n in (*held.notes, *roles.notes)]
+    key = weights_fingerprint(module)[:16] + "-" + data_fingerprint(held.test)[:16]
+    return AuditInputs(model=module, loaded=loaded, classes=classes, data=held.test,
+                       test=roles.test, validation=validation, pool=pool,
+                       train=roles.reference, train_source=source,
+                       warning="; ".join(notes) or None, key=key)

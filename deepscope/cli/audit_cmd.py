@@ -92,16 +92,54 @@ def _check_repaired(path: Path | None, out: Path) -> None:
     _writable(path.parent, f"--write-repaired {path}")
 
 
-def _load(model: Path, data: Path, train_data: Path | None, *, arch: str | None,
-          max_samples: int | None, seed: int) -> tuple[Any, Any, Any]:
+def _shape(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(v <= 0 for v in shape):
+        raise InputError(f"--input-shape must be positive integers such as 1,28,28 (C,H,W) or "
+                         f"40 (T), got {value!r}")
+    return shape
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if len(names) < 2:
+        raise InputError(f"--classes must name at least two classes, comma-separated, got "
+                         f"{value!r}")
+    return names
+
+
+def _load(model: Path, data: Path, train_data: Path | None, opts: dict[str, Any]
+          ) -> tuple[Any, Any, Any]:
+    """The model, the held-out data and the training data, each checked against the model."""
     from deepscope.data.user import load_data
+    from deepscope.models import vocabulary_of
     from deepscope.models.external import load_model
 
-    loaded = load_model(model, arch=arch)
-    shape = tuple(loaded.input_shape) if loaded.input_shape else None
-    kwargs: dict[str, Any] = {"input_shape": shape, "max_samples": max_samples, "seed": seed}
-    held = load_data(data, **kwargs)
-    train = None if train_data is None else load_data(train_data, **kwargs)
+    loaded = load_model(model, arch=opts["arch"], input_shape=opts["input_shape"],
+                        num_classes=opts["num_classes"], class_names=opts["classes"],
+                        device=opts["device"])
+    vocab = None if loaded.checkpoint is None else vocabulary_of(loaded.checkpoint)
+
+    def read(path: Path) -> Any:
+        return load_data(path, input_shape=loaded.input_shape or opts["input_shape"],
+                         resize=opts["resize"], grayscale=opts["grayscale"],
+                         label_column=opts["label_column"],
+                         classes=loaded.class_names or opts["classes"], vocabulary=vocab,
+                         max_samples=opts["max_samples"], seed=opts["seed"])
+
+    held = read(data)
+    loaded = loaded.check_against(held)
+    train = None
+    if train_data is not None:
+        train = read(train_data)
+        loaded.check_against(train)
     return loaded, held, train
 
 
@@ -185,6 +223,20 @@ def audit_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     arch: str | None = typer.Option(None, "--arch", help="package.module:factory that builds "
                                     "the architecture of a state-dict MODEL (runs that code)."),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="One sample's shape, "
+                                           "C,H,W or T, when the model does not say."),
+    num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Outputs the "
+                                           "model must have (checked)."),
+    classes: str | None = typer.Option(None, "--classes", help="Class names, comma-separated, "
+                                       "in label order (data are mapped to them by name)."),
+    resize: bool = typer.Option(False, "--resize", help="Resize images to the model's H,W "
+                                "when known, else to their most common size (bilinear, aspect "
+                                "ratio not kept)."),
+    grayscale: bool | None = typer.Option(None, "--grayscale/--color", help="Convert images "
+                                          "to 1 or 3 channels (default: as they are)."),
+    label_column: str = typer.Option("label", "--label-column", help="CSV column of the "
+                                     "labels."),
+    device: str = typer.Option("cpu", "--device", help="Where the model runs (cpu, cuda)."),
     write_repaired: Path | None = typer.Option(None, "--write-repaired", help="Write the "
                                                "repair preview's best model to this new file."),
     seed: int = typer.Option(0, "--seed", help="Seed of the splits, samples and fits."),
@@ -197,8 +249,11 @@ def audit_cmd(
         raise InputError(f"--budget-seconds must be positive, got {budget_seconds:g}")
     created = check_out_dir(out, overwrite=overwrite)
     _check_repaired(write_repaired, out)
-    loaded, held, train = _load(model, data, train_data, arch=arch, max_samples=max_samples,
-                                seed=seed)
+    opts = {"arch": arch, "input_shape": _shape(input_shape), "num_classes": num_classes,
+            "classes": _names(classes), "resize": resize, "grayscale": grayscale,
+            "label_column": label_column, "device": device, "max_samples": max_samples,
+            "seed": seed}
+    loaded, held, train = _load(model, data, train_data, opts)
     from deepscope.audit.inputs import prepare
     from deepscope.report.audit_report import render_audit
 

@@ -30,21 +30,25 @@ from deepscope.data.splits import (
     train_val_split,
 )
 from deepscope.data.text import Vocabulary, build_vocabulary
+from deepscope.data.user import AuditSplit, audit_split, load_data
 
 __all__ = [
     "DATASETS",
+    "AuditSplit",
     "Dataset",
     "DatasetSpec",
     "FileSpec",
     "FileStatus",
     "ModeSplit",
     "Vocabulary",
+    "audit_split",
     "build",
     "build_vocabulary",
     "data_dir",
     "from_arrays",
     "group_split",
     "load",
+    "load_data",
     "mode_split",
     "names",
     "stratified_split",

@@ -1,4 +1,4 @@
-"""The :class:`Dataset` container (images and sequences) and :func:`from_arrays`."""
+"""The :class:`Dataset` container (images, tabular rows, sequences) and :func:`from_arrays`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def _check_sequences(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _check_rows(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] < 1:
+        raise InputError(f"tabular rows need at least one feature column, got shape "
+                         f"{tuple(x.shape)}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise InputError("x contains NaN or infinite values; impute or drop those rows")
+    return x
+
+
 def _check_x(x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise InputError(
@@ -34,10 +43,13 @@ def _check_x(x: object) -> torch.Tensor:
         )
     if x.dtype == torch.int64:
         return _check_sequences(x)
+    if x.ndim == 2 and x.dtype == torch.float32:
+        return _check_rows(x)
     if x.ndim != 4:
         raise InputError(
-            f"x must be 4-D (N, C, H, W) float32 images or 2-D (N, T) int64 sequences, got shape "
-            f"{tuple(x.shape)}; from_arrays converts N×H×W and channels-last images"
+            f"x must be 4-D (N, C, H, W) float32 images, 2-D (N, D) float32 tabular rows or 2-D "
+            f"(N, T) int64 sequences, got shape {tuple(x.shape)}; from_arrays converts N×H×W "
+            "and channels-last images"
         )
     if x.dtype != torch.float32:
         raise InputError(f"x must be float32 with values in [0, 1], got dtype {x.dtype}")
@@ -84,11 +96,13 @@ def _check_y(y: object, x: torch.Tensor, k: int) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A dataset held in memory as tensors: images, or token / byte sequences.
+    """A dataset held in memory as tensors: images, tabular rows, or token / byte sequences.
 
-    Two modalities share this container (:attr:`modality`):
+    Three modalities share this container (:attr:`modality`):
 
     - ``"image"``: ``x`` float32 N×C×H×W in [0, 1], ``y`` int64 N.
+    - ``"tabular"``: ``x`` float32 N×D feature rows (any finite values: scaling belongs to the
+      model), ``y`` int64 N.
     - ``"sequence"``: ``x`` int64 N×T of ids >= 0, with 0 = padding / nullified (text: token ids,
       1 = unknown word; bytes: value + 1). ``y`` is int64 N (one label per sequence, e.g.
       sentiment) or int64 N×T (one label per position, e.g. 1 = a function starts at this
@@ -97,7 +111,8 @@ class Dataset:
     Parameters
     ----------
     x : torch.Tensor
-        float32 images N×C×H×W (values in [0, 1], finite) or int64 sequences N×T.
+        float32 images N×C×H×W (values in [0, 1], finite), float32 rows N×D (finite) or int64
+        sequences N×T.
     y : torch.Tensor
         int64 labels in ``[0, len(classes))``, shape N (or N×T for sequences), on ``x``'s device.
     classes : tuple of str
@@ -190,8 +205,11 @@ class Dataset:
 
     @property
     def modality(self) -> str:
-        """``"image"`` (float32 N×C×H×W) or ``"sequence"`` (int64 N×T)."""
-        return "sequence" if self.x.dtype == torch.int64 else "image"
+        """``"image"`` (float32 N×C×H×W), ``"tabular"`` (float32 N×D) or ``"sequence"``
+        (int64 N×T)."""
+        if self.x.dtype == torch.int64:
+            return "sequence"
+        return "tabular" if self.x.ndim == 2 else "image"
 
     @property
     def per_position(self) -> bool:
@@ -205,7 +223,8 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample: ``(C, H, W)`` for images, ``(T,)`` for sequences."""
+        """Shape of one sample: ``(C, H, W)`` for images, ``(D,)`` for rows, ``(T,)`` for
+        sequences."""
         return tuple(int(v) for v in self.x.shape[1:])
 
     def _index(self, index: object) -> slice | torch.Tensor:

@@ -8,10 +8,12 @@ Example
 >>> evaluate(model, test).accuracy                           # doctest: +SKIP
 """
 
-from deepscope.models import augment, bugs, execution, hooks, provenance, tagging, zoo
+from deepscope.models import augment, bugs, execution, external, hooks, provenance, tagging, zoo
 from deepscope.models.compat import check_arch_input, check_compatible
 from deepscope.models.execution import batched, inference, preserved_state
+from deepscope.models.external import LoadedModel, load_model
 from deepscope.models.io import Checkpoint, load_checkpoint, load_custom, save_checkpoint
+from deepscope.models.overlap import HeldOutCheck, check_held_out
 from deepscope.models.provenance import (
     TrainingData,
     TrainingSplit,
@@ -36,6 +38,8 @@ __all__ = [
     "Checkpoint",
     "EpochStats",
     "Evaluation",
+    "HeldOutCheck",
+    "LoadedModel",
     "TrainingData",
     "TrainingSplit",
     "augment",
@@ -43,15 +47,18 @@ __all__ = [
     "bugs",
     "check_arch_input",
     "check_compatible",
+    "check_held_out",
     "data_fingerprint",
     "encode_texts",
     "evaluate",
     "execution",
+    "external",
     "fit",
     "hooks",
     "inference",
     "load_checkpoint",
     "load_custom",
+    "load_model",
     "predict_logits",
     "predict_proba",
     "preserved_state",

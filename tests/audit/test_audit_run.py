@@ -12,7 +12,7 @@ from deepscope.audit.inputs import prepare
 from deepscope.audit.result import SectionResult
 from deepscope.audit.run import Audit, budget_scale
 from deepscope.audit.spec import AuditConfig, section_names
-from deepscope.data import stratified_split
+from deepscope.data import Dataset, stratified_split
 from deepscope.errors import InputError
 from deepscope.testing.data import blobs
 from deepscope.testing.models import tiny_cnn
@@ -52,12 +52,18 @@ def test_roles_are_disjoint_and_reference_split_warns(trained):
     assert sum(sizes) == len(held)
 
 
-def test_training_data_overlapping_heldout_is_flagged(trained):
+def test_training_samples_in_heldout_data_are_left_out(trained):
     model, train, held = trained
-    inputs = prepare(_loaded(model), held, train=held)
+    with pytest.raises(InputError, match="also in --train-data"):
+        prepare(_loaded(model), held, train=held)
+    first = held.subset(torch.arange(10))
+    mixed = Dataset(x=torch.cat([train.x, first.x]), y=torch.cat([train.y, first.y]),
+                    classes=train.classes)
+    inputs = prepare(_loaded(model), held, train=mixed)
     assert inputs.train_source == "--train-data"
-    assert f"{len(held)} of {len(held)} samples of --data also occur" in inputs.warning
-    assert prepare(_loaded(model), held, train=train).warning is None
+    assert len(inputs.data) == len(held) - 10
+    assert "10 of" in inputs.warning and "left out" in inputs.warning
+    assert prepare(_loaded(model), held, train=train).warning is not None  # pool note
 
 
 def test_model_card_and_summary(trained, tmp_path):
@@ -143,7 +149,6 @@ def test_torchscript_model_gets_every_section_and_a_loadable_repair(trained, tmp
 
 def test_detection_adds_ami_when_the_data_has_attribute_boxes(trained):
     model, train, held = trained
-    from deepscope.data import Dataset
 
     def with_boxes(ds):
         boxes = torch.tensor([[0, 0, 4, 4], [4, 4, 8, 8]]).expand(len(ds), 2, 4).clone()
