@@ -200,7 +200,7 @@ def _overview(report: HtmlReport, result: AuditResult) -> None:
     sec = report.section("At a glance")
     warning = result.data.get("warning")
     if warning:
-        sec.add_html(f'<p class="callout">Held-out caveat: {html.escape(warning)}.</p>')
+        sec.add_html(f'<p class="callout">About the data: {html.escape(warning)}.</p>')
     roles = result.data["roles"]
     sec.add_html(_table([{"section": TITLES.get(n, n), "finding": r.finding,
                           "time": f"{r.seconds:.0f} s (est. {r.estimate:.0f} s)" if r.ok
