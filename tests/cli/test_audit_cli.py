@@ -127,7 +127,8 @@ def _pngs(folder: Path, sizes: dict[str, list[int]]) -> str:
     for cls, side in sizes.items():
         (folder / cls).mkdir(parents=True)
         for i, n in enumerate(side):
-            Image.fromarray(np.full((n, n), (40 * i) % 256, np.uint8)).save(folder / cls / f"{i}.png")
+            img = Image.fromarray(np.full((n, n), (40 * i) % 256, np.uint8))
+            img.save(folder / cls / f"{i}.png")
     return str(folder)
 
 
