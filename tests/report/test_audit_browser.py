@@ -82,6 +82,9 @@ def test_report_renders_offline_without_errors(report_page: Path, tmp_path: Path
     assert report_page.stat().st_size <= 5 * 1024 * 1024
     driver = _driver(width)
     try:
+        # headless Chrome keeps windows at least 500 px wide: emulate the exact viewport
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
         driver.get(report_page.as_uri())
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == [], errors
@@ -104,10 +107,13 @@ def test_report_renders_offline_without_errors(report_page: Path, tmp_path: Path
                    and ('"url":"http' in e["message"])]
         assert fetched == []
         inner = driver.execute_script("return window.innerWidth")
+        assert inner == width
         scroll = driver.execute_script("return document.documentElement.scrollWidth")
         assert scroll <= inner, f"horizontal overflow at {width}px: {scroll} > {inner}"
         height = driver.execute_script("return document.body.scrollHeight")
-        driver.set_window_size(width, min(height + 200, 16000))
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": min(height + 50, 16000), "deviceScaleFactor": 1,
+            "mobile": False})
         shot = _screenshot_dir(tmp_path) / f"audit-{width}px.png"
         assert driver.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
