@@ -25,7 +25,8 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: demo test lint bench bench-train-zoo clean help
 
 help:
-	@echo "make demo   - create .venv, install deepscope, run the demo (writes report/index.html)"
+	@echo "make demo   - create .venv, install deepscope, run the demo and audit its buggy model"
+	@echo "              (writes report/index.html and report/audit/index.html)"
 	@echo "make test   - create .venv, install with dev extras (and the peer packages the tests"
 	@echo "              compare against), run ruff and the test suite"
 	@echo "make bench  - run the benchmarks (slow; writes bench/results/)"
@@ -42,18 +43,25 @@ $(VENV)/.dev-installed: $(VENV)/.core-installed
 	touch $@
 
 $(VENV)/.baselines-installed: $(VENV)/.dev-installed
-	$(PIP_INSTALL) -e '.[dev,binary,text,ray,baselines]'
+	$(PIP_INSTALL) -e '.[dev,binary,text,ray,baselines,browser]'
 	touch $@
 
+# The demo trains a buggy MNIST model (report/index.html: what the bug looks like), exports it
+# with held-out and training samples, and audits it the way you audit your own model
+# (report/audit/index.html).
 demo: $(VENV)/.baselines-installed
-	$(VENV)/bin/deepscope demo --out report --overwrite
+	$(VENV)/bin/deepscope demo --out report --overwrite --export report/demo-model
+	$(VENV)/bin/deepscope audit report/demo-model/buggy-mnist.pt \
+		--data report/demo-model/heldout.npz --train-data report/demo-model/train.npz \
+		--out report/audit --overwrite
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check deepscope tests bench
 	$(VENV)/bin/lint-imports
 
+# Browser-test screenshots land in report/screenshots/ (the CI artifact path).
 test: $(VENV)/.baselines-installed lint
-	$(VENV)/bin/pytest -q
+	DEEPSCOPE_SCREENSHOTS=$(CURDIR)/report/screenshots $(VENV)/bin/pytest -q
 
 # Slow (about two hours on 2 CPU cores): trains the zoo, then runs every comparison.
 bench: $(VENV)/.baselines-installed

@@ -226,7 +226,9 @@ def _explain(model: torch.nn.Module, test: ds_data.Dataset, cfg: DemoConfig, pro
 
 
 def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
-                    log: Callable[[str], None] = print) -> DemoExperiment:
+                    log: Callable[[str], None] = print,
+                    on_buggy: Callable[[torch.nn.Module, ds_data.Dataset, ds_data.ModeSplit],
+                                       None] | None = None) -> DemoExperiment:
     """Run the demo's experiment (nothing is written).
 
     Parameters
@@ -237,6 +239,9 @@ def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
         Show progress bars.
     log : callable
         Receives one-line messages, one per step.
+    on_buggy : callable, optional
+        ``on_buggy(model, buggy_train, split)`` once the buggy model is trained (e.g. to export
+        it with :func:`deepscope.audit.demo_export.export_demo_model` for ``deepscope audit``).
 
     Returns
     -------
@@ -258,6 +263,8 @@ def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
     buggy, buggy_hist, seconds["train_buggy"] = _train(cfg, buggy_train, split.validation,
                                                        progress)
     mis, mis_as, n_label, n_wrong = _misclassified(buggy, split.test, cfg.bug_label)
+    if on_buggy is not None:
+        on_buggy(buggy, buggy_train, split)
 
     mode = None
     if cfg.repair:

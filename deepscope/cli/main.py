@@ -10,7 +10,15 @@ import typer
 from typer import rich_utils
 
 from deepscope import __version__
-from deepscope.cli import attack_cmd, data_cmd, debug_cmd, detect_cmd, explain_cmd, model_cmd
+from deepscope.cli import (
+    attack_cmd,
+    audit_cmd,
+    data_cmd,
+    debug_cmd,
+    detect_cmd,
+    explain_cmd,
+    model_cmd,
+)
 from deepscope.cli._common import OneLineErrors, check_outputs, console, user_errors
 
 #: width of ``--help`` when stdout is not a terminal (a pipe, a file): wide enough that no
@@ -35,6 +43,7 @@ app.command("explain")(explain_cmd.explain_cmd)
 app.add_typer(detect_cmd.app, name="detect")
 app.command("diagnose")(debug_cmd.diagnose_cmd)
 app.command("repair")(debug_cmd.repair_cmd)
+app.command("audit")(audit_cmd.audit_cmd)
 
 
 @app.command("demo")
@@ -48,17 +57,27 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     overwrite: bool = typer.Option(False, help="Replace the report in an existing --out "
                                                "folder."),
+    export: Path | None = typer.Option(None, "--export", help="Also write the buggy model "
+                                       "(buggy-mnist.pt) and held-out / training samples "
+                                       "(heldout.npz, train.npz) here, for `deepscope audit`."),
 ) -> None:
     """Train a small MNIST model with an injected bug and write an HTML report."""
     import time
+    from functools import partial
 
     check_outputs(out, overwrite=overwrite, folder=True)  # before the work, not after it
     from deepscope.audit.demo import DemoConfig, demo_experiment
+    from deepscope.audit.demo_export import FILES, export_demo_model
     from deepscope.report.demo import render_demo
 
+    on_buggy = None
+    if export is not None:
+        check_outputs(*(export / f for f in FILES), overwrite=overwrite)
+        on_buggy = partial(export_demo_model, export, arch=arch, seed=seed, overwrite=overwrite)
     start = time.perf_counter()
     exp = demo_experiment(DemoConfig(arch=arch, epochs=epochs, seed=seed), progress=not quiet,
-                          log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"))
+                          log=lambda msg: console.print(f"[cyan]demo:[/] {msg}"),
+                          on_buggy=on_buggy)
     path = render_demo(exp, out, overwrite=overwrite)
     head = exp.to_dict()
     console.print(

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -35,6 +36,8 @@ COMMANDS = {
     "diagnose": ("diagnose", M, "-d", "mnist", "--limit", "600"),
     "repair": ("repair", "{in}/mode.pt", "-d", "mnist", "-l", "3", "-k", "underfit",
                "--limit", "600", "--budget", "50", "--batch", "25", "-o", "{out}/r.pt"),
+    "audit": ("audit", M, "--data", "{in}/held.npz", "--out", "{out}/audit", "--sections",
+              "model"),
     "data list": ("data", "list"),
     "data build": ("data", "build", "function-starts", "--sources", "{lib}libz.a",
                    "{lib}libbz2.a", "--held-out", "libbz2.a"),
@@ -51,6 +54,10 @@ def inputs(tmp_path_factory, trained_checkpoint, mode_checkpoint) -> Path:
                                       "-m", "squeeze", "--limit", "60", "-o",
                                       str(root / "det.npz"), "-q"])
     assert result.exit_code == 0, result.output
+    from deepscope.data import load, stratified_subset
+
+    held = stratified_subset(load("mnist", "test", progress=False), 200, seed=0)
+    np.savez(root / "held.npz", x=held.x.numpy(), y=held.y.numpy())
     return root
 
 
