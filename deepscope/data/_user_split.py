@@ -6,9 +6,11 @@ Roles
     explanation uses; ``pool``: candidates MODE repair may add to training.
 
 Rule
-    With ``train_data`` (what the model was trained on): ``test`` is all of ``data``;
-    ``train_data`` is split, stratified and seeded, into ``pool`` (``repair_pool`` of it) and
-    ``reference`` (the rest). Without it: ``data`` is split into ``reference``
+    With ``train_data`` (what the model was trained on): ``reference`` is ``train_data``;
+    ``data`` is split, stratified and seeded, into ``pool`` (``repair_pool`` of it) and
+    ``test`` (the rest). The pool must be *new* inputs, as in MODE: samples the model was
+    trained on cannot repair a label the training data starves (the demo's bug is exactly
+    that), so it never comes from ``train_data``. Without it: ``data`` is split into ``reference``
     (``train_like``), ``pool`` (``repair_pool``) and ``test`` (the rest), and :attr:`AuditSplit.
     notes` says that the reference is not training data, so over-fitting (train accuracy above
     test accuracy) cannot be measured. ``max_samples`` caps ``data`` and ``train_data`` each
@@ -124,7 +126,7 @@ def audit_split(
         Share of ``data`` taken as the reference when ``train_data`` is None (ignored
         otherwise).
     repair_pool : float
-        Share of ``train_data`` (or of ``data`` when there is none) taken as the repair pool.
+        Share of ``data`` taken as the repair pool.
     max_samples : int, optional
         Cap on ``data`` and on ``train_data``, each (seeded, stratified subset).
 
@@ -141,15 +143,15 @@ def audit_split(
     if train_data is not None:
         _same_kind(data, train_data)
         train_data = stratified_subset(train_data, max_samples, seed=seed)
-        reference, pool_part = stratified_split(train_data, [1.0 - pool, pool], seed=seed,
-                                                names=("reference", "pool"))
-        test = data.subset(slice(None), split="test")
-        notes = ("the reference and the repair pool are parts of --train-data, the data the "
-                 "model was trained on; test accuracy is measured on --data only",)
+        reference = train_data.subset(slice(None), split="reference")
+        test, pool_part = stratified_split(data, [1.0 - pool, pool], seed=seed,
+                                           names=("test", "pool"))
+        notes = ("the reference is --train-data, the data the model was trained on; the repair "
+                 "pool and the test data are disjoint parts of --data",)
         parts = {"reference": reference, "test": test}
         if pool > 0:
             parts["pool"] = pool_part
-        _nonempty(parts, "pass more --train-data or a smaller repair_pool")
+        _nonempty(parts, "pass more --data or a smaller repair_pool")
         return AuditSplit(reference, test, pool_part, True, seed, notes)
     if like + pool >= 1:
         raise InputError(f"train_like + repair_pool must leave a test share, got {like} + "

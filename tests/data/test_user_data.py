@@ -313,14 +313,16 @@ def test_audit_split_from_data_only_is_disjoint_seeded_and_says_so():
     assert "test 40" in split.describe() and split.to_dict()["counts"]["test"] == [20, 20]
 
 
-def test_audit_split_with_train_data_keeps_the_test_data_whole():
+def test_audit_split_with_train_data_takes_the_pool_from_the_heldout_data():
     data, train = _labelled(40, seed=1), _labelled(100, seed=2)
-    split = audit_split(data, train_data=train, repair_pool=0.2, max_samples=50)
+    split = audit_split(data, train_data=train, repair_pool=0.25, max_samples=50)
     assert split.reference_is_training
-    assert split.sizes() == {"reference": 40, "test": 40, "pool": 10}
-    assert _keys(split.test) == _keys(data)
-    assert not (_keys(split.reference) & _keys(split.pool))
-    assert _keys(split.reference) | _keys(split.pool) <= _keys(train)
+    assert split.sizes() == {"reference": 50, "test": 30, "pool": 10}
+    assert _keys(split.reference) <= _keys(train)
+    # the pool is new inputs (MODE adds them to training): never what the model was trained on
+    assert _keys(split.test) | _keys(split.pool) == _keys(data)
+    assert not (_keys(split.test) & _keys(split.pool))
+    assert not (_keys(split.pool) & _keys(train))
 
 
 def test_audit_split_errors():
