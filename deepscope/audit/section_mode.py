@@ -188,7 +188,7 @@ def repair_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, Any
     batch = max(budget // ROUNDS, 1)
     results = {name: repair(inputs.model, bug, inputs.pool, budget, strategy=name,
                             seed=config.seed, batch=batch, train=inputs.train,
-                            validation=inputs.validation, test=inputs.test, until_fixed=False,
+                            validation=inputs.validation, test=inputs.test, until_fixed=True,
                             progress=config.progress, context=ctx)
                for name in STRATEGIES}
     arrays: dict[str, np.ndarray] = {}
@@ -202,9 +202,10 @@ def repair_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, Any
                       "label_after": hist[-1].test_label_acc,
                       "model_before": hist[0].test_model_acc,
                       "model_after": hist[-1].test_model_acc, "fixed": res.fixed,
+                      "samples_to_fix": res.samples_to_fix,
                       "seconds": res.analysis_seconds + res.selection_seconds
                       + res.train_seconds}
-    best = max(results, key=lambda k: rows[k]["label_after"])
+    best = min(results, key=lambda k: _rank(rows[k]))
     summary: dict[str, Any] = {"label": bug.label, "name": inputs.classes[bug.label],
                                "kind": bug.kind, "budget": budget, "rounds": ROUNDS,
                                "n_test": len(inputs.test), "n_pool": len(inputs.pool),
@@ -213,11 +214,22 @@ def repair_section(inputs: AuditInputs, config: AuditConfig, memo: dict[str, Any
         summary["written"] = str(write_repaired(results[best].model, inputs,
                                                 Path(config.write_repaired)))
     r = rows[best]
-    finding = (f"{best} repair lifts label {inputs.classes[bug.label]!r} from "
-               f"{r['label_before']:.0%} to {r['label_after']:.0%} test accuracy with "
+    others = "; ".join(f"{name}: {rows[name]['label_after']:.0%} with "
+                       f"{rows[name]['samples']:,}" for name in rows if name != best)
+    verb = "fixes" if r["fixed"] else "lifts"
+    finding = (f"{best} repair {verb} label {inputs.classes[bug.label]!r}: "
+               f"{r['label_before']:.0%} → {r['label_after']:.0%} test accuracy with "
                f"{r['samples']:,} pool samples (model {r['model_before']:.1%} → "
-               f"{r['model_after']:.1%}; n = {len(inputs.test):,} test samples).")
+               f"{r['model_after']:.1%}; {others}; n = {len(inputs.test):,} test samples).")
     return SectionResult("repair", "ok", finding, summary=summary, arrays=arrays)
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float]:
+    """Order strategies as MODE does: fixed with the fewest samples first, then by the label
+    accuracy they reached (repair stops once the label is fixed)."""
+    if row["fixed"]:
+        return (0.0, float(row["samples"]))
+    return (1.0, -float(row["label_after"]))
 
 
 def write_repaired(model: torch.nn.Module, inputs: AuditInputs, path: Path) -> Path:

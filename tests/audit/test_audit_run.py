@@ -166,3 +166,16 @@ def test_detection_adds_ami_when_the_data_has_attribute_boxes(trained):
     assert det["ami_reason"] is None
     fp = det["counts"]["AmI"]["fp"]
     assert fp["n"] == det["n_correct"] and 0 <= fp["flagged"] <= fp["n"]
+
+
+def test_repair_preview_ranks_as_mode_stops():
+    """A strategy that fixed the label wins over one that ends higher later: MODE stops once
+    the label is fixed (the preview once reported a strategy that had fixed the label at 500
+    samples and then drifted to 75 % as the loser)."""
+    from deepscope.audit.section_mode import _rank
+
+    fixed_early = {"fixed": True, "samples": 500, "label_after": 0.93}
+    fixed_late = {"fixed": True, "samples": 1500, "label_after": 0.97}
+    unfixed = {"fixed": False, "samples": 2000, "label_after": 0.91}
+    assert sorted([unfixed, fixed_late, fixed_early], key=_rank) == [
+        fixed_early, fixed_late, unfixed]
