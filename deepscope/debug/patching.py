@@ -49,6 +49,7 @@ from deepscope.debug.patching_result import ArmResult, ErrorCounts, PatchingResu
 from deepscope.errors import InputError
 
 __all__ = [
+    "ARMS",
     "Errors",
     "ExplainFn",
     "PatchSettings",
@@ -66,6 +67,8 @@ __all__ = [
 ExplainFn = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 FALSE_NEGATIVE, FALSE_POSITIVE = 0, 1
+#: The ways of choosing the changed positions (see :func:`patching_experiment`).
+ARMS = ("explained", "random", "unchanged")
 KINDS = ("false negative", "false positive")
 
 
@@ -88,6 +91,18 @@ class Errors:
     def subset(self, index: np.ndarray) -> Errors:
         """The errors at ``index``."""
         return Errors(self.rows[index], self.positions[index], self.kinds[index])
+
+    def capped(self, max_each: int, *, seed: int = 0) -> Errors:
+        """At most ``max_each`` errors of each kind, drawn at random with ``seed`` (order
+        kept)."""
+        max_each = check_int("max_each", max_each, low=1)
+        keep = []
+        for kind in (FALSE_NEGATIVE, FALSE_POSITIVE):
+            idx = np.flatnonzero(self.kinds == kind)
+            if len(idx) > max_each:
+                idx = np.sort(numpy_rng(seed, 11, kind).choice(idx, max_each, replace=False))
+            keep.append(idx)
+        return self.subset(np.concatenate(keep))
 
 
 @dataclass(frozen=True)
@@ -170,11 +185,9 @@ def find_errors(model: nn.Module, pool: Any, *, max_each: int | None = None, see
     for kind, wrong in ((FALSE_NEGATIVE, (y == 1) & (pred == 0)),
                         (FALSE_POSITIVE, (y == 0) & (pred == 1))):
         rows, pos = np.nonzero(wrong & real)
-        if max_each is not None and len(rows) > check_int("max_each", max_each, low=1):
-            keep = np.sort(numpy_rng(seed, 11, kind).choice(len(rows), max_each, replace=False))
-            rows, pos = rows[keep], pos[keep]
         parts.append((rows, pos, np.full(len(rows), kind)))
-    return Errors(*(np.concatenate(p).astype(np.int64) for p in zip(*parts, strict=True)))
+    errors = Errors(*(np.concatenate(p).astype(np.int64) for p in zip(*parts, strict=True)))
+    return errors if max_each is None else errors.capped(max_each, seed=seed)
 
 
 def _window_bounds(p: np.ndarray, width: int, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +297,8 @@ def error_counts(model: nn.Module, data: Any) -> ErrorCounts:
 def patching_experiment(
     model: nn.Module, pool: Any, replay: Any, test: Any, explain: ExplainFn, *,
     seeds: Sequence[int] = (0, 1, 2), settings: PatchSettings | None = None,
-    max_errors: int | None = None, explainer: str = "", progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    max_errors: int | None = None, explainer: str = "", arms: Sequence[str] = ARMS[:2],
+    progress: bool = True, log: Callable[[str], None] | None = None,
 ) -> PatchingResult:
     """Patch ``model`` from explained errors and from random edits; measure both on ``test``.
 
@@ -311,6 +324,10 @@ def patching_experiment(
         Explain at most this many errors of each kind (drawn with the first seed).
     explainer : str
         Name of the explainer behind ``explain``, recorded in the result.
+    arms : sequence of str
+        Of :data:`ARMS`: ``"explained"`` (the top explained positions changed), ``"random"``
+        (random window positions changed) and ``"unchanged"`` (the same copies, nothing
+        changed: what the error windows alone do).
     progress : bool
         Progress bar over the fine-tunings.
     log : callable, optional
@@ -320,30 +337,41 @@ def patching_experiment(
     seeds = [check_int("seed", v, low=0) for v in seeds]
     if not seeds:
         raise InputError("seeds must name at least one seed, e.g. seeds=(0, 1, 2)")
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise InputError(f"arms must be some of {list(ARMS)}, got {list(arms)}")
     say = log or (lambda _m: None)
     px, py = _xy(pool, "pool")
     rx, ry = _xy(replay, "replay")
     test_xy = _xy(test, "test")
     before = error_counts(model, test_xy)
-    errors = find_errors(model, (px, py), max_each=max_errors, seed=seeds[0])
+    found = find_errors(model, (px, py))
+    errors = found if max_errors is None else found.capped(max_errors, seed=seeds[0])
     say(f"{errors.count(FALSE_NEGATIVE)} false negatives and {errors.count(FALSE_POSITIVE)} "
         f"false positives to explain; held-out before: FP {before.fp}, FN {before.fn}, "
         f"F1 {before.f1:.4f}")
     if len(errors) == 0:
         raise InputError("the model makes no error on the pool: there is nothing to patch")
     explained = explained_changes(px, errors, explain, s.n_changed)
-    arms: list[ArmResult] = []
-    jobs = [(seed, arm) for seed in seeds for arm in ("explained", "random")]
+    say(f"explained {len(errors)} errors")
+    results: list[ArmResult] = []
+    jobs = [(seed, arm) for seed in seeds for arm in arms]
     for seed, arm in tqdm(jobs, desc="fine-tuning", disable=not progress, leave=False):
-        changed = explained if arm == "explained" else random_changes(
-            px, errors, s.n_changed, window=s.window, seed=seed)
+        if arm == "explained":
+            changed = explained
+        elif arm == "random":
+            changed = random_changes(px, errors, s.n_changed, window=s.window, seed=seed)
+        else:
+            changed = np.zeros((len(errors), 0), np.int64)
         crafted = craft(px, py, errors, changed, s)
         tuned = fine_tune(model, (rx, ry), crafted, s, seed=seed)
         counts = error_counts(tuned, test_xy)
         say(f"seed {seed} {arm}: FP {counts.fp}, FN {counts.fn}, F1 {counts.f1:.4f}")
-        arms.append(ArmResult(arm=arm, seed=seed, n_crafted=len(crafted[0]), counts=counts))
-    return PatchingResult(before=before, arms=tuple(arms), n_fn=errors.count(FALSE_NEGATIVE),
+        results.append(ArmResult(arm=arm, seed=seed, n_crafted=len(crafted[0]), counts=counts))
+    return PatchingResult(before=before, arms=tuple(results), n_fn=errors.count(FALSE_NEGATIVE),
                           n_fp=errors.count(FALSE_POSITIVE), n_replay=len(rx),
                           settings=s.to_dict(), explainer=explainer,
+                          extras={"pool_fn": found.count(FALSE_NEGATIVE),
+                                  "pool_fp": found.count(FALSE_POSITIVE)},
                           explained_positions=explained, errors=np.stack(
                               [errors.rows, errors.positions, errors.kinds], axis=1))

@@ -93,6 +93,8 @@ def test_craft_rewrites_the_changed_bytes_with_lemnas_values_and_copies():
     keep = np.setdiff1d(np.arange(T), [3, 7])
     assert (fn[keep] == x[0, keep]).all() and fn[5] == x[0, 5]
     assert cy[3, 7] == 0 and cy[3, 9] == y[2, 9]  # changed positions labelled "no start"
+    same, same_y = pt.craft(x, y, errors, np.zeros((2, 0), np.int64))  # the "unchanged" arm
+    assert (same[:3] == x[0]).all() and (same[3:] == x[2]).all() and (same_y[3:] == y[2]).all()
     cx2, _ = pt.craft(x, y, errors, changed, pt.PatchSettings(copies_fn=1, copies_fp=2))
     assert len(cx2) == 3
     with pytest.raises(InputError, match="one row per error"):
@@ -153,6 +155,9 @@ def test_patching_refuses_no_seeds_and_a_pool_without_errors(tagger):
     pool = _task(20, 8)
     with pytest.raises(InputError, match="at least one seed"):
         pt.patching_experiment(tagger, pool, pool, pool, _neighbours, seeds=(), progress=False)
+    with pytest.raises(InputError, match="arms must be some of"):
+        pt.patching_experiment(tagger, pool, pool, pool, _neighbours, arms=("lemna",),
+                               progress=False)
     x, _ = pool
     perfect = (x, (RuleTagger()(torch.from_numpy(x)).argmax(-1).numpy() * (x != 0)))
     with pytest.raises(InputError, match="no error"):
