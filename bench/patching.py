@@ -39,15 +39,13 @@ from bench.common import (
     set_threads,
     write_text,
 )
-from deepscope import data, explain, models
+from deepscope import data, models
+from deepscope.audit.sequence_explain import explain_position
 from deepscope.debug import patching as pt
 from deepscope.debug.patching_result import PatchingResult
 
 DATASET = "function-starts"
 OUT = RESULTS / "patching.md"
-#: the query budget keyword of each explainer (LEMNA: 500 perturbations per explanation)
-BUDGET_PARAM = {"dmm-men": "n_samples", "lime": "num_samples", "kernel-shap": "nsamples",
-                "random": None}
 
 
 def checkpoint(arch: str) -> models.Checkpoint:
@@ -60,37 +58,23 @@ def checkpoint(arch: str) -> models.Checkpoint:
 
 
 def window_explainer(model: torch.nn.Module, method: str, *, width: int, budget: int,
-                     params: dict[str, Any], seed: int, progress: bool) -> pt.ExplainFn:
+                     seed: int, progress: bool) -> pt.ExplainFn:
     """An :data:`~deepscope.debug.patching.ExplainFn`: ``method`` on the ``width``-byte window
-    around each error (one explanation per error, the rest of the row held fixed)."""
-    from deepscope.explain.features import SequenceSpace
-
-    key = BUDGET_PARAM.get(method)
-    kwargs = {**({key: budget} if key else {}), **params}
-    half = width // 2
+    around each error (:func:`deepscope.audit.sequence_explain.explain_position`: one
+    explanation per error, the rest of the row held fixed)."""
 
     def explain_fn(x: np.ndarray, positions: np.ndarray, classes: np.ndarray, k: int
                    ) -> np.ndarray:
         out = np.empty((len(x), k), np.int64)
         for i in tqdm(range(len(x)), desc=f"explaining ({method})", disable=not progress,
                       leave=False):
-            row, p = x[i], int(positions[i])
-            lo, hi = max(p - half, 0), min(p + half + 1, x.shape[1])
-
-            def proba(w: np.ndarray, row=row, p=p, lo=lo, hi=hi) -> np.ndarray:
-                rows = np.repeat(row[None], len(w), axis=0)
-                rows[:, lo:hi] = w
-                logits = models.predict_logits(model, torch.from_numpy(rows), batch_size=1024)
-                return torch.softmax(logits[:, p].double(), -1).numpy()
-
-            window = row[None, lo:hi]
-            ex = explain.get(method, space=SequenceSpace(fill=0), seed=seed, **kwargs)
-            top = ex.fit(window, proba, target=int(classes[i])).explain(window).top_features(
-                min(k, hi - lo))[0]
-            top = top + lo
+            p = int(positions[i])
+            se = explain_position(model, x[i], p, method=method, target=int(classes[i]),
+                                  width=width, budget=budget, seed=seed)
+            top = se.explanation.top_features(min(k, len(se.ids)))[0] + se.offset
             if len(top) < k:  # a window cut by the row's edge: pad with the nearest positions
-                rest = [j for j in np.argsort(np.abs(np.arange(x.shape[1]) - p)) if j not in top]
-                top = np.concatenate([top, rest[: k - len(top)]])
+                near = np.argsort(np.abs(np.arange(x.shape[1]) - p), kind="stable")
+                top = np.concatenate([top, [j for j in near if j not in top][: k - len(top)]])
             out[i] = top
         return out
 
@@ -178,7 +162,6 @@ def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="byte-cnn-80k")
     ap.add_argument("--method", default="dmm-men", help="explainer registry name")
-    ap.add_argument("--params", default="{}", help="JSON of extra explainer parameters")
     ap.add_argument("--budget", type=int, default=500, help="queries per explanation")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-errors", type=int, default=150, help="per kind (FN, FP)")
@@ -202,8 +185,7 @@ def main(argv: list[str] | None = None) -> Path:
                                     replace=False))
     replay = (parts.train.x[replay_idx], parts.train.y[replay_idx])
     explain_fn = window_explainer(ckpt.model, args.method, width=41, budget=args.budget,
-                                  params=json.loads(args.params), seed=0,
-                                  progress=not args.quiet)
+                                  seed=0, progress=not args.quiet)
     timed: dict[str, float] = {}
 
     def timed_explain(*a: Any) -> np.ndarray:
@@ -223,7 +205,7 @@ def main(argv: list[str] | None = None) -> Path:
             "pool_libraries": sorted(set(parts.validation.groups.tolist())),
             "pool_fn": result.extras["pool_fn"], "pool_fp": result.extras["pool_fp"],
             "max_errors": args.max_errors,
-            "seeds": args.seeds, "budget": args.budget, "params": json.loads(args.params),
+            "seeds": args.seeds, "budget": args.budget,
             "explain_seconds": timed.get("explain", float("nan")),
             "test_windows": len(parts.test)}
     write_text(args.out.with_suffix(".json"),
