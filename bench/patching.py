@@ -114,8 +114,10 @@ def markdown(result: PatchingResult, meta: dict[str, Any]) -> str:
         "changed the same way; unchanged arm: the same copies, nothing changed. Fine-tuning "
         f"from the checkpoint: {s['epochs']} epoch, Adam lr {s['lr']}, batch {s['batch_size']}, "
         f"class weights {list(s['class_weight'])}, on the crafted samples plus {result.n_replay:,} "
-        "replay windows of the training libraries (the same for every arm and seed), no "
-        "re-calibration of the threshold.", "",
+        "replay windows of the training libraries (the same for every arm and seed); "
+        + ("then the F1-optimal decision threshold is chosen again on the pool, as the "
+           "checkpoint's was on these validation libraries." if s.get("recalibrate") else
+           "the decision threshold is not chosen again."), "",
         f"Held-out libraries ({meta['test_windows']:,} windows), before patching: FP {b.fp}, "
         f"FN {b.fn}, F1 {b.f1:.4f}. LEMNA reports FP 33 → 17 and FN 48 → 24 (its own test "
         "errors, which it also crafted from).", "",

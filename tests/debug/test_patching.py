@@ -163,3 +163,16 @@ def test_patching_refuses_no_seeds_and_a_pool_without_errors(tagger):
     with pytest.raises(InputError, match="no error"):
         pt.patching_experiment(RuleTagger(), perfect, perfect, perfect, _neighbours,
                                seeds=(0,), progress=False)
+
+
+def test_fine_tuning_recalibrates_the_threshold_on_the_given_data(tagger):
+    replay, calib = _task(200, 9), _task(200, 10)
+    crafted = _task(20, 11)
+    off = pt.fine_tune(tagger, replay, crafted, pt.PatchSettings(recalibrate=False), seed=0)
+    on = pt.fine_tune(tagger, replay, crafted, pt.PatchSettings(), calibration=calib, seed=0)
+    same_weights = [torch.equal(a, b) for (na, a), (_, b) in
+                    zip(off.named_parameters(), on.named_parameters(), strict=True)
+                    if na != "head.bias"]
+    assert all(same_weights)
+    assert not torch.equal(off.head.bias, on.head.bias)
+    assert pt.error_counts(on, calib).f1 >= pt.error_counts(off, calib).f1
