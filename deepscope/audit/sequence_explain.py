@@ -115,7 +115,10 @@ def budget_params(method: str, budget: int | None) -> dict[str, Any]:
     none, e.g. ``random``, or when ``budget`` is ``None``)."""
     names = explain.EXPLAINERS.get(method).param_names()
     key = next((n for n in _BUDGET_NAMES if n in names), None)
-    return {} if key is None or budget is None else {key: int(budget)}
+    if key is None or budget is None:
+        return {}
+    # the global DMM-MEN queries the input itself plus n_local perturbations of it
+    return {key: int(budget) - 1 if key == "n_local" else int(budget)}
 
 
 def window_bounds(position: int, length: int, width: int) -> tuple[int, int]:
