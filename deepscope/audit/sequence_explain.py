@@ -11,8 +11,10 @@ drawn by :mod:`deepscope.report.sequence_views`.
   fill 0 (the padding token).
 
 The explainer is any registered black box (``dmm-men``, ``lime``, ``kernel-shap``, ``random``)
-on a :class:`deepscope.explain.features.SequenceSpace`, given ``budget`` model queries per
-explanation through its own sample-count parameter.
+on a :class:`deepscope.explain.SequenceSpace` whose features are the window's (or sentence's)
+positions of the whole row, with :func:`deepscope.explain.tagger_proba` (the tagger read at
+``p``) or :func:`deepscope.explain.model_proba` as the black box, given ``budget`` model
+queries per explanation through its own sample-count parameter.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from deepscope import explain, models
+from deepscope import explain
 from deepscope._persist import subarrays
 from deepscope.errors import InputError
 from deepscope.explain import Explanation
@@ -128,15 +130,15 @@ def window_bounds(position: int, length: int, width: int) -> tuple[int, int]:
     return max(position - half, 0), min(position + half + 1, length)
 
 
-def _fit_explain(method: str, window: np.ndarray, proba: Callable[[np.ndarray], np.ndarray],
-                 target: int, *, budget: int | None, seed: int, progress: bool) -> Explanation:
-    from deepscope.explain.features import SequenceSpace
-
+def _fit_explain(method: str, row: np.ndarray, space: explain.SequenceSpace,
+                 proba: Callable[[np.ndarray], np.ndarray], target: int, *,
+                 budget: int | None, seed: int, progress: bool) -> Explanation:
+    """``method`` on the features of ``space`` (a window of ``row``; the rest held fixed)."""
     params = budget_params(method, budget)
     if "progress" in explain.EXPLAINERS.get(method).param_names():
         params["progress"] = progress
-    ex = explain.get(method, space=SequenceSpace(fill=0), seed=seed, **params)
-    return ex.fit(window, proba, target=target).explain(window)
+    ex = explain.get(method, space=space, seed=seed, **params)
+    return ex.fit(row[None], proba, target=target).explain(row[None])
 
 
 def _row(x: Any) -> np.ndarray:
@@ -179,20 +181,14 @@ def explain_position(model: torch.nn.Module, row: Any, position: int, *,
         raise InputError(f"--position must be a non-padding byte of the window, in 0.."
                          f"{len(row) - 1}; got {position}")
     lo, hi = window_bounds(position, len(row), width)
-
-    def proba(w: np.ndarray) -> np.ndarray:
-        rows = np.repeat(row[None], len(w), axis=0)
-        rows[:, lo:hi] = w
-        logits = models.predict_logits(model, torch.from_numpy(rows), batch_size=1024)
-        return torch.softmax(logits[:, position].double(), -1).numpy()
-
-    window = row[None, lo:hi].copy()
-    p = proba(window)[0]
+    proba = explain.tagger_proba(model, position, batch_size=1024)
+    p = proba(row[None])[0]
     target = int(np.argmax(p)) if target is None else int(target)
     start = time.perf_counter()
-    expl = _fit_explain(method, window, proba, target, budget=budget, seed=seed,
+    space = explain.SequenceSpace(fill=0, window=(lo, hi))
+    expl = _fit_explain(method, row, space, proba, target, budget=budget, seed=seed,
                         progress=progress)
-    return SequenceExplanation(kind="bytes", explanation=expl, ids=window[0], tokens=(),
+    return SequenceExplanation(kind="bytes", explanation=expl, ids=row[lo:hi].copy(), tokens=(),
                                position=position - lo, offset=lo, target=target,
                                proba=float(p[target]), label=label,
                                seconds=time.perf_counter() - start)
@@ -212,19 +208,15 @@ def explain_sentence(model: torch.nn.Module, row: Any, vocabulary: Sequence[str]
     if length == 0 or (row[:length] == 0).any():
         raise InputError("the sentence must be token ids followed by padding (0), and not empty")
 
-    def proba(w: np.ndarray) -> np.ndarray:
-        rows = np.repeat(row[None], len(w), axis=0)
-        rows[:, :length] = w
-        logits = models.predict_logits(model, torch.from_numpy(rows), batch_size=1024)
-        return torch.softmax(logits.double(), -1).numpy()
-
-    sentence = row[None, :length].copy()
-    p = proba(sentence)[0]
+    proba = explain.model_proba(model, batch_size=1024)
+    p = proba(row[None])[0]
     target = int(np.argmax(p)) if target is None else int(target)
     start = time.perf_counter()
-    expl = _fit_explain(method, sentence, proba, target, budget=budget, seed=seed,
+    space = explain.SequenceSpace(fill=0, window=(0, length))
+    expl = _fit_explain(method, row, space, proba, target, budget=budget, seed=seed,
                         progress=progress)
-    return SequenceExplanation(kind="words", explanation=expl, ids=sentence[0],
-                               tokens=tuple(vocabulary[int(i)] for i in sentence[0]),
+    sentence = row[:length].copy()
+    return SequenceExplanation(kind="words", explanation=expl, ids=sentence,
+                               tokens=tuple(vocabulary[int(i)] for i in sentence),
                                position=None, offset=0, target=target, proba=float(p[target]),
                                label=label, seconds=time.perf_counter() - start)
