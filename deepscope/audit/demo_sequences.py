@@ -38,8 +38,9 @@ class SequenceSettings:
     tagger: str = "byte-cnn-80k"
     tagger_windows: int = 2500
     text_model: str = "text-cnn-1.9m"
-    text_sentences: int = 3000
+    text_sentences: int = 6000
     epochs: int = 1
+    text_epochs: int = 2
     seed: int = 0
 
 
@@ -82,7 +83,7 @@ def sentence_example(train: ds_data.Dataset, test: ds_data.Dataset, s: SequenceS
     part = _slice(train, s.text_sentences, s.seed)
     model = models.zoo.build(s.text_model, num_classes=train.num_classes,
                              vocab_size=len(train.vocab), seed=s.seed)
-    models.fit(model, part, epochs=s.epochs, lr=1e-3, batch_size=64, patience=None,
+    models.fit(model, part, epochs=s.text_epochs, lr=1e-3, batch_size=64, patience=None,
                seed=s.seed, progress=progress)
     ev = models.evaluate(model, test)
     pred = models.predict_logits(model, test.x).argmax(-1)
@@ -93,7 +94,7 @@ def sentence_example(train: ds_data.Dataset, test: ds_data.Dataset, s: SequenceS
     se = explain_sentence(model, test.x[i], train.vocab.tokens, method=s.method,
                           budget=s.budget, label=int(test.y[i]), seed=s.seed,
                           progress=progress)
-    caption = (f"{s.text_model} trained for {s.epochs} epoch on {len(part):,} training "
+    caption = (f"{s.text_model} trained for {s.text_epochs} epochs on {len(part):,} training "
                f"sentences (test accuracy {ev.accuracy:.1%}); test sentence {i} "
                f"({test.classes[1]}), explained by {s.method} over its words "
                f"({s.budget} queries).")

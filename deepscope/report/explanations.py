@@ -72,8 +72,7 @@ def top_feature_table(result: Comparison, k: int) -> list[dict[str, Any]]:
 
 
 def _describe(se: SequenceExplanation) -> str:
-    what = (f"byte +{se.offset + int(se.position)} of the window" if se.kind == "bytes"
-            else "the sentence")
+    what = (f"byte {se.offset + int(se.position)}" if se.kind == "bytes" else "the sentence")
     label = "" if se.label is None else f", true label {se.label}"
     return (f"{se.explanation.method}: class {se.target} at {what} (p = {se.proba:.3f}"
             f"{label})")
@@ -86,7 +85,8 @@ def sequence_figure(se: SequenceExplanation, *, title: str | None = None) -> Any
 
     title = _describe(se) if title is None else title
     if se.kind == "bytes":
-        return sv.byte_figure(se.ids, se.attributions, position=se.position, title=title)
+        return sv.byte_figure(se.ids, se.attributions, position=se.position, title=title,
+                              offset=se.offset)
     return sv.sentence_figure(se.tokens, se.attributions, title=title)
 
 
@@ -95,7 +95,7 @@ def sequence_html(se: SequenceExplanation) -> str:
     from deepscope.report import sequence_views as sv
 
     if se.kind == "bytes":
-        return sv.byte_html(se.ids, se.attributions, position=se.position)
+        return sv.byte_html(se.ids, se.attributions, position=se.position, offset=se.offset)
     return sv.sentence_html(se.tokens, se.attributions)
 
 

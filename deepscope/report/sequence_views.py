@@ -95,7 +95,7 @@ def _disasm_lines(found: list[Instruction] | None) -> list[str]:
 
 def byte_figure(ids: np.ndarray, attributions: np.ndarray, *, position: int | None = None,
                 title: str = "", disassembly: list[Instruction] | None = None,
-                show_disassembly: bool = True, ax=None):
+                show_disassembly: bool = True, offset: int = 0, ax=None):
     """Hex view of a byte window (``ROW`` bytes a row) coloured by attribution.
 
     Parameters
@@ -112,6 +112,8 @@ def byte_figure(ids: np.ndarray, attributions: np.ndarray, *, position: int | No
         Printed under the grid; by default :func:`disassemble` from ``position``.
     show_disassembly : bool
         Print the disassembly lines at all.
+    offset : int
+        Position of the window's first byte in its row (the row labels count from it).
     ax : matplotlib.axes.Axes, optional
 
     Returns
@@ -137,7 +139,7 @@ def byte_figure(ids: np.ndarray, attributions: np.ndarray, *, position: int | No
     ax.set_xticks(range(ROW))
     ax.set_xticklabels([f"{c:x}" for c in range(ROW)], fontsize=7, family="monospace")
     ax.set_yticks(range(rows))
-    ax.set_yticklabels([f"+{r * ROW:02d}" for r in range(rows)], fontsize=7,
+    ax.set_yticklabels([f"{offset + r * ROW:03d}" for r in range(rows)], fontsize=7,
                        family="monospace")
     ax.tick_params(length=0)
     if title:
@@ -155,15 +157,16 @@ def _css_colour(value: float, norm: mcolors.Normalize) -> str:
 
 
 def byte_html(ids: np.ndarray, attributions: np.ndarray, *, position: int | None = None,
-              disassembly: list[Instruction] | None = None) -> str:
+              disassembly: list[Instruction] | None = None, offset: int = 0) -> str:
     """The hex view as an HTML fragment: a monospace table, one coloured cell per byte (the
-    attribution in its tooltip), the explained byte framed, the disassembly below."""
+    attribution in its tooltip), the explained byte framed, the disassembly below; rows are
+    labelled by position in the row, counted from ``offset``."""
     ids, att = _check(ids, attributions)
     norm = _norm(att)
     cells = []
     for i, v in enumerate(ids):
         if i % ROW == 0:
-            cells.append(("</tr>" if i else "") + f"<tr><th>+{i:02d}</th>")
+            cells.append(("</tr>" if i else "") + f"<tr><th>{offset + i:03d}</th>")
         frame = "outline:2px solid #000;" if position is not None and i == position else ""
         text = "··" if v == 0 else f"{int(v) - 1:02x}"
         cells.append(f'<td title="{att[i]:+.4g}" style="background:{_css_colour(att[i], norm)};'

@@ -55,6 +55,8 @@ def test_byte_html_colours_frames_and_disassembles():
     first, last = (tuple(map(int, c)) for c in (colours[0], colours[-1]))
     assert first[2] > first[0] and last[0] > last[2]  # most negative blue, most positive red
     assert "push rbp" in out and "mov rbp, rsp" in out
+    labels = re.findall(r"<th>(\d+)</th>", sv.byte_html(_ids(CODE * 4), np.zeros(40), offset=20))
+    assert labels == ["020", "036", "052"]  # rows labelled by position in the row
 
 
 def test_byte_figure_draws_one_cell_per_byte():
