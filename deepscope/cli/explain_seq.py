@@ -91,8 +91,8 @@ def compute(ckpt: models.Checkpoint, ds: Any, req: SequenceRequest, *, progress:
 def _feature_names(se: SequenceExplanation, top: np.ndarray) -> list[str]:
     if se.kind == "words":
         return [se.tokens[int(j)] for j in top]
-    return [f"+{se.offset + int(j)} {int(se.ids[j]) - 1:02x}" if se.ids[j] else
-            f"+{se.offset + int(j)} ··" for j in top]
+    return [f"byte {se.offset + int(j)}: " + (f"{int(se.ids[j]) - 1:02x}" if se.ids[j] else "··")
+            for j in top]
 
 
 def run(ckpt: models.Checkpoint, ds: Any, req: SequenceRequest, *, checkpoint: Path,
