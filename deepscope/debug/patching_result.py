@@ -3,8 +3,8 @@
 :class:`PatchingResult` holds the held-out error counts before patching and after each
 fine-tuning (arm × seed), and pairs the arms by seed: ``paired()`` gives, per metric, the
 per-seed differences *explained − random* with their mean and a 95 % t-interval over the seeds
-(negative FP / FN differences and a non-negative F1 difference mean patching from explanations
-did better than random edits of the same samples).
+(negative FP / FN / FP + FN differences and a non-negative F1 difference mean patching from
+explanations did better than random edits of the same samples).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from deepscope.protocol import Persistent
 
 __all__ = ["ArmResult", "ErrorCounts", "PatchingResult"]
 
-METRICS = ("fp", "fn", "f1")
+#: compared metrics: false positives, false negatives, their sum (``errors``) and F1
+METRICS = ("fp", "fn", "errors", "f1")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class ErrorCounts:
     precision: float
     recall: float
     f1: float
+
+    @property
+    def errors(self) -> int:
+        """False positives plus false negatives (the threshold trades one for the other)."""
+        return self.fp + self.fn
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy."""

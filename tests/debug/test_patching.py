@@ -139,10 +139,11 @@ def test_patching_experiment_pairs_the_arms_by_seed_and_round_trips(tagger, tmp_
     n = 3 * result.n_fn + 4 * result.n_fp
     assert n > 0 and {a.n_crafted for a in result.arms} == {n}
     paired = result.paired()
-    for m in ("fp", "fn", "f1"):
+    for m in ("fp", "fn", "errors", "f1"):
         d = [getattr(e.counts, m) - getattr(r.counts, m)
              for e, r in zip(result.arm("explained"), result.arm("random"), strict=True)]
         assert paired[m]["differences"] == pytest.approx(d)
+    assert all(a.counts.errors == a.counts.fp + a.counts.fn for a in result.arms)
     assert result.before.fp + result.before.tp == int(
         (tagger(torch.from_numpy(test[0])).argmax(-1).numpy() == 1)[test[0] != 0].sum())
     path = result.save(tmp_path / "p.npz")
