@@ -72,9 +72,10 @@ def top_feature_table(result: Comparison, k: int) -> list[dict[str, Any]]:
 
 
 def _describe(se: SequenceExplanation) -> str:
-    what = (f"byte {se.offset + int(se.position)}" if se.kind == "bytes" else "the sentence")
+    what = (f"at byte {se.offset + int(se.position)}" if se.kind == "bytes"
+            else "for the sentence")
     label = "" if se.label is None else f", true label {se.label}"
-    return (f"{se.explanation.method}: class {se.target} at {what} (p = {se.proba:.3f}"
+    return (f"{se.explanation.method}: class {se.target} {what} (p = {se.proba:.3f}"
             f"{label})")
 
 
