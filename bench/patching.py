@@ -166,20 +166,32 @@ def markdown(result: PatchingResult, meta: dict[str, Any]) -> str:
 
 
 def verdict(result: PatchingResult) -> str:
-    """Whether the target holds: patching lowers FP and FN more than random, F1 not lower."""
+    """The issue's target, part by part: patching lowers held-out FP and FN (below the
+    checkpoint's), more than random edits (paired 95 % intervals below 0), at no loss of F1
+    (mean F1 not below the checkpoint's)."""
     p = result.paired("explained", "random")
     fp, fn, err, f1 = (p[m]["mean_difference"] for m in ("fp", "fn", "errors", "f1"))
-    ok = fp < 0 and fn < 0 and f1 >= 0
-    sure = p["fp"]["ci95"][1] < 0 and p["fn"]["ci95"][1] < 0
+    ex = result.arm("explained")
+    b = result.before
+    mfp, mfn, mf1 = (float(np.mean([getattr(r.counts, m) for r in ex]))
+                     for m in ("fp", "fn", "f1"))
+    lowers = mfp < b.fp and mfn < b.fn
+    beats = p["fp"]["ci95"][1] < 0 and p["fn"]["ci95"][1] < 0
+    keeps = mf1 >= b.f1
     better = [f"{m} {'every' if _same_sign(p[m], m) else 'not every'} seed"
               for m in ("errors", "f1")]
-    return (("target met" if ok else "target NOT met") + f": explained − random ΔFP {fp:+.1f}, "
-            f"ΔFN {fn:+.1f}, Δ(FP+FN) {err:+.1f}, ΔF1 {f1:+.4f} on average over "
-            f"{len(p['fp']['seeds'])} seeds"
-            + ("; both FP and FN intervals exclude 0" if sure else
-               "; the 95 % intervals of ΔFP / ΔFN do not both exclude 0")
-            + f"; explained better than random on FP+FN / F1 in: {', '.join(better)}. "
-            f"F1 before patching and after each arm (mean): {_before_vs(result)}.")
+    return (("target met" if lowers and beats and keeps else "target NOT met")
+            + f" over {len(p['fp']['seeds'])} seeds. (1) lowers FP and FN: "
+            f"{'yes' if lowers else 'no'} (explained FP {mfp:.1f} vs {b.fp} before, FN "
+            f"{mfn:.1f} vs {b.fn}); (2) more than random: {'yes' if beats else 'no'} "
+            f"(ΔFP {fp:+.1f}, ΔFN {fn:+.1f}; the intervals "
+            f"{'exclude' if beats else 'do not both exclude'} 0); (3) no loss of F1: "
+            f"{'yes' if keeps else 'no'} (F1 before {b.f1:.4f}; {_before_vs(result)}). "
+            f"What does hold: Δ(FP+FN) {err:+.1f} and ΔF1 {f1:+.4f} against random, better in "
+            f"{', '.join(better)}."
+            if not (lowers and beats and keeps) else
+            ("target met" + f" over {len(p['fp']['seeds'])} seeds: ΔFP {fp:+.1f}, ΔFN "
+             f"{fn:+.1f}, F1 {mf1:.4f} vs {b.f1:.4f} before."))
 
 
 def _same_sign(d: dict[str, Any], metric: str) -> bool:
@@ -189,8 +201,8 @@ def _same_sign(d: dict[str, Any], metric: str) -> bool:
 
 def _before_vs(result: PatchingResult) -> str:
     arms = sorted({a.arm for a in result.arms}, key=pt.ARMS.index)
-    means = ", ".join(f"{a} {np.mean([r.counts.f1 for r in result.arm(a)]):.4f}" for a in arms)
-    return f"before {result.before.f1:.4f}; {means}"
+    return "mean F1 " + ", ".join(
+        f"{a} {np.mean([r.counts.f1 for r in result.arm(a)]):.4f}" for a in arms)
 
 
 def render(out: Path) -> Path:
