@@ -30,7 +30,9 @@ from deepscope import data as ds_data
 from deepscope import models
 from deepscope._jsonable import to_jsonable
 from deepscope._persist import subarrays
+from deepscope.audit.demo_sequences import SequenceSettings, sequence_examples
 from deepscope.audit.detection import DetectionExperiment, detection_experiment
+from deepscope.audit.sequence_explain import SequenceExplanation
 from deepscope.debug import StrategyComparison, compare_strategies
 from deepscope.explain import compare
 from deepscope.models import EpochStats, Evaluation
@@ -58,6 +60,8 @@ class DemoConfig:
     repair: bool = True
     detection: bool = True
     detection_epochs: int | None = None  # None: face-cnn-26k's recommended settings
+    sequences: bool = True  # a byte and a sentence explanation beside the image ones
+    sequence_budget: int = 500
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +99,10 @@ class DemoExperiment(Persistent):
         MODE's diagnosis, analysis and repairs (``None`` when ``config.repair`` is off).
     explanations : Comparison or None
         DMM-MEN, LIME and KernelSHAP on correctly classified test images of the buggy label.
+    sequence_explanations : tuple of SequenceExplanation
+        A small byte tagger's function start and a small text model's sentence, explained
+        (:mod:`deepscope.audit.demo_sequences`), with one caption each in
+        ``sequence_captions``; ``sequence_notes`` says why one is missing.
     detection : DetectionExperiment or None
     seconds : dict
         Wall time of the steps.
@@ -121,6 +129,9 @@ class DemoExperiment(Persistent):
     explanations: compare.Comparison | None = None
     detection: DetectionExperiment | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    sequence_explanations: tuple[SequenceExplanation, ...] = ()
+    sequence_captions: tuple[str, ...] = ()
+    sequence_notes: tuple[str, ...] = ()
 
     @property
     def label_name(self) -> str:
@@ -145,6 +156,11 @@ class DemoExperiment(Persistent):
             out["explanations"] = self.explanations.to_dict()
         if self.detection is not None:
             out["detection"] = self.detection.to_dict()
+        if self.sequence_explanations or self.sequence_notes:
+            out["sequence_explanations"] = [
+                {"caption": c, **se.to_dict()}
+                for se, c in zip(self.sequence_explanations, self.sequence_captions, strict=True)]
+            out["sequence_notes"] = list(self.sequence_notes)
         return to_jsonable(out)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -169,6 +185,12 @@ class DemoExperiment(Persistent):
                 p_meta, p_arrays = part._get_state()
                 meta["parts"][key] = p_meta
                 arrays.update({f"{key}/{k}": v for k, v in p_arrays.items()})
+        meta["sequences"] = {"captions": list(self.sequence_captions),
+                             "notes": list(self.sequence_notes), "parts": []}
+        for i, se in enumerate(self.sequence_explanations):
+            p_meta, p_arrays = se._get_state()
+            meta["sequences"]["parts"].append(p_meta)
+            arrays.update({f"sequence{i}/{k}": v for k, v in p_arrays.items()})
         return meta, arrays
 
     @classmethod
@@ -186,6 +208,12 @@ class DemoExperiment(Persistent):
             "explanations": compare.Comparison._from_state,
             "detection": DetectionExperiment._from_state}
         parts = {key: loaders[key](m, part(f"{key}/")) for key, m in meta["parts"].items()}
+        seq = meta.get("sequences") or {"captions": [], "notes": [], "parts": []}
+        parts["sequence_explanations"] = tuple(
+            SequenceExplanation._from_state(m, part(f"sequence{i}/"))
+            for i, m in enumerate(seq["parts"]))
+        parts["sequence_captions"] = tuple(seq["captions"])
+        parts["sequence_notes"] = tuple(seq["notes"])
         return cls(config=DemoConfig(**meta["config"]), classes=tuple(meta["classes"]),
                    n_images=int(meta["n_images"]), split_sizes=dict(meta["split_sizes"]),
                    weights=int(meta["weights"]), bug=dict(meta["bug"]),
@@ -281,6 +309,14 @@ def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
     start = time.perf_counter()
     explanations = _explain(buggy, split.test, cfg, progress)
     seconds["explain"] = time.perf_counter() - start
+    examples: list[tuple[SequenceExplanation, str]] = []
+    notes: list[str] = []
+    if cfg.sequences:
+        start = time.perf_counter()
+        examples, notes = sequence_examples(
+            SequenceSettings(budget=cfg.sequence_budget, seed=cfg.seed), progress=progress,
+            log=log)
+        seconds["explain_sequences"] = time.perf_counter() - start
 
     detection = None
     if cfg.detection:
@@ -301,4 +337,6 @@ def demo_experiment(config: DemoConfig | None = None, *, progress: bool = True,
         buggy_train_counts=buggy_train.class_counts(),
         misclassified=mis, misclassified_as=mis_as, n_label=n_label, n_wrong=n_wrong,
         history={"healthy": healthy_hist, "buggy": buggy_hist}, mode=mode,
-        explanations=explanations, detection=detection, seconds=seconds)
+        explanations=explanations, detection=detection, seconds=seconds,
+        sequence_explanations=tuple(se for se, _ in examples),
+        sequence_captions=tuple(c for _, c in examples), sequence_notes=tuple(notes))

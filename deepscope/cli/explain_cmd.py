@@ -39,7 +39,10 @@ def explain_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset the model was trained on."),
     method: str = typer.Option("dmm-men", "--method", "-m",
                                help="Explainer: " + ", ".join(explain.names()) + "."),
-    target: int = typer.Option(..., "--class", "-c", help="Class whose decisions to explain."),
+    target: int | None = typer.Option(
+        None, "--class", "-c",
+        help="Class whose decisions to explain (required for images; for sequences the "
+             "model's decision by default)."),
     k: int = typer.Option(10, min=1, help="Number of top features to report and draw."),
     n: int = typer.Option(20, min=1, help="Number of inputs of the class to explain."),
     cell: int = typer.Option(2, min=1, help="Features are cell×cell pixel squares."),
@@ -52,8 +55,18 @@ def explain_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     ray: str | None = _ray.ray_option(),
     workers: int = _ray.workers_option(),
+    index: int | None = typer.Option(
+        None, help="Sequences: the window (function-starts) or sentence (sst2) to explain."),
+    position: int | None = typer.Option(
+        None, help="function-starts: the byte whose decision to explain (default: the first "
+                   "predicted function start), from the 41-byte window around it."),
+    budget: int = typer.Option(500, min=1, help="Sequences: model queries per explanation."),
 ) -> None:
-    """Explain why the model assigns inputs to a class; write an .npz and overlay PNGs."""
+    """Explain why the model assigns inputs to a class; write an .npz and overlay PNGs.
+
+    On sequence data (function-starts, sst2) one decision is explained (--index, --position)
+    and the views are a PNG and an HTML page (hex view with disassembly, or highlighted words).
+    """
     from deepscope.explain import compare
     from deepscope.report import explanations as rx
 
@@ -66,6 +79,27 @@ def explain_cmd(
     refuse_existing(out, overlays, overwrite=overwrite)
     ckpt, ds = load_model_and_data(checkpoint, dataset, split,
                                    progress=not quiet and not json_out)
+    if ds.modality == "sequence":
+        from deepscope.cli import explain_seq
+
+        if ray is not None:
+            raise InputError("--ray spreads a batch of image explanations over workers; a "
+                             "sequence explanation is one decision, so drop --ray")
+
+        req = explain_seq.SequenceRequest(
+            method=method, index=index, position=position, target=target, k=k, budget=budget,
+            split=split, seed=seed, out=out, png=overlays, html=out.with_suffix(".html"),
+            overwrite=overwrite)
+        refuse_existing(req.html, overwrite=overwrite)
+        explain_seq.run(ckpt, ds, req, checkpoint=checkpoint, dataset=dataset,
+                        json_out=json_out, quiet=quiet)
+        return
+    if target is None:
+        raise InputError("--class is required for image data: the class whose decisions to "
+                         "explain")
+    if index is not None or position is not None:
+        raise InputError("--index and --position are for sequence data (function-starts, "
+                         "sst2); images are explained with --class and --n")
     if not 0 <= target < ds.num_classes:
         raise InputError(f"--class must be in [0, {ds.num_classes}), got {target}")
     check_grid(k, cell, tuple(ds.input_shape))

@@ -8,6 +8,7 @@ self-contained ``index.html`` with a ``summary.json`` beside it. Nothing here tr
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from deepscope._atomic import atomic_write
 from deepscope.errors import InputError
 from deepscope.report import plots
-from deepscope.report.html import HtmlReport
+from deepscope.report.html import HtmlReport, Section
 from deepscope.report.tables import html_table
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def render_demo(exp: DemoExperiment, out_dir: str | Path = "report", *,
         from deepscope.report.mode_section import add_mode_section
 
         add_mode_section(report, exp.mode)
-    if exp.explanations is not None:
+    if exp.explanations is not None or exp.sequence_explanations or exp.sequence_notes:
         _explanation_section(report, exp)
     if exp.detection is not None:
         from deepscope.report.detect_section import render_detect_section
@@ -141,17 +142,38 @@ def _misclassified_section(report: HtmlReport, exp: DemoExperiment) -> None:
 
 
 def _explanation_section(report: HtmlReport, exp: DemoExperiment) -> None:
-    """DMM-MEN, LIME and KernelSHAP overlays side by side for inputs of the buggy label."""
+    """DMM-MEN, LIME and KernelSHAP overlays side by side for inputs of the buggy label, then a
+    byte and a sentence explanation."""
     from deepscope.report import explanations as rx
 
-    runs, k, n = exp.explanations, exp.config.explain_k, len(exp.explanations.x)
+    runs, k = exp.explanations, exp.config.explain_k
+    if runs is None:
+        sec = report.section("Explanations of sequences",
+                             "A byte decision and a sentence, explained.")
+        _sequence_explanations(sec, exp)
+        return
+    n = len(runs.x)
     sec = report.section(
         f"Why the buggy model says {exp.label_name}",
         f"Black-box explanations of {n} test images the buggy model correctly assigns to "
         f"label {exp.label_name}: the top-{k} 2×2-pixel cells (red) that push its "
         f"probability up. DMM-MEN fits one Bayesian mixture of elastic-net regressions on all "
-        f"{n} images; LIME and KernelSHAP fit a local model per image.",
+        f"{n} images; LIME and KernelSHAP fit a local model per image. Beside them, the same "
+        "kind of explanation for sequences: a function start in raw bytes and a sentence.",
     )
     sec.add_html(html_table(rx.top_feature_table(runs, k)))
     sec.add_figure(rx.overlay_grid(runs, k, n_show=4),
                    "Rows: inputs. Columns: the input, then each explainer's top cells.")
+    _sequence_explanations(sec, exp)
+
+
+def _sequence_explanations(sec: Section, exp: DemoExperiment) -> None:
+    """A byte and a sentence explanation beside the image ones (or why they are missing)."""
+    from deepscope.report import explanations as rx
+
+    for se, caption in zip(exp.sequence_explanations, exp.sequence_captions, strict=True):
+        what = "Bytes" if se.kind == "bytes" else "Words"
+        sec.add_figure(rx.sequence_figure(se), f"{what}: {caption} Red supports the explained "
+                       "class, blue opposes it.")
+    for note in exp.sequence_notes:
+        sec.add_html(f'<p class="callout">{html.escape(note)}</p>')

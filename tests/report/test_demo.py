@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (DATA and Path(DATA, "mnist").exists()),
 def demo() -> tuple[DemoExperiment, list[str], torch.Tensor]:
     messages: list[str] = []
     cfg = DemoConfig(arch="mlp-100k", epochs=2, bug_label=5, seed=0, explain_inputs=8,
-                     repair=False, detection=False)  # those sections have their own tests
+                     repair=False, detection=False, sequences=False)  # own tests
     torch.manual_seed(1234)
     before = torch.get_rng_state()
     exp = demo_experiment(cfg, progress=False, log=messages.append)
