@@ -149,3 +149,13 @@ def test_images_still_need_a_class_and_refuse_sequence_options(runner, trained_c
     assert_one_line_error(runner.invoke(app, base), "--class is required")
     assert_one_line_error(runner.invoke(app, [*base, "--class", "1", "--index", "0"]),
                           "--index and --position are for sequence data")
+
+
+def test_ray_on_a_sequence_decision_is_refused_not_ignored(run, tagger, tmp_path):
+    path, index, p = tagger
+    out = tmp_path / "r.npz"
+    result = run(["explain", str(path), "--dataset", "function-starts", "--method", "random",
+                  "--index", str(index), "--position", str(p), "--ray", "local",
+                  "--out", str(out), "--quiet"])
+    assert result.exit_code != 0
+    assert "drop --ray" in result.output and not out.exists()
