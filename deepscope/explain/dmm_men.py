@@ -30,7 +30,7 @@ MODES = ("global", "local")
 #: per mode: truncation K, elastic-net priors, (sweeps, burn-in), chains
 MODE_DEFAULTS = {
     "global": (8, ((10.0, 1.0), (3.0, 3.0), (1.0, 10.0)), (200, 100), 3),
-    "local": (4, ((1.0, 1.0), (5.0, 1.0), (1.0, 10.0)), (30, 15), 2),
+    "local": (4, ((1.0, 1.0), (5.0, 1.0), (1.0, 10.0)), (16, 8), 2),
 }
 
 
@@ -94,7 +94,7 @@ class DMMMEN(Explainer):
         the component predicts when feature ``j`` is nullified. ``"coef"``: ``beta_j`` alone.
     n_sweeps, burn_in, n_chains : int, optional
         Gibbs sampler settings. Global: 200 / 100 / 3 (several chains; the best
-        log-likelihood is kept). Local: 30 / 15 / 2 per explained input (all chains' kept
+        log-likelihood is kept). Local: 16 / 8 / 2 per explained input (all chains' kept
         draws are averaged; their split R-hat and ESS are reported).
     thin : int
         Global mode: keep every ``thin``-th draw.
