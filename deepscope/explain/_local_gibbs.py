@@ -90,136 +90,128 @@ def _inv_gauss(rng: np.random.Generator, mean: np.ndarray, shape: np.ndarray) ->
     return np.clip(rng.wald(mean, np.broadcast_to(shape, mean.shape)), 1e-8, 1e8)
 
 
-class _LocalChain:
-    """State and one sweep of one chain (components batched: one Cholesky call per sweep)."""
+class _Chains:
+    """State and one sweep of ``C`` chains at once (arrays lead with the chain axis, then the
+    component axis; one batched Cholesky per sweep). Groups share a component, so the
+    components' sufficient statistics are sums of the groups' (computed once)."""
 
     def __init__(self, X1, y, K, lam1, lam2, lam_f, hyper, rng, groups, zg0):
         self.X1, self.y, self.K, self.rng = X1, y, K, rng
-        self.groups = groups
-        self._order = np.argsort(groups, kind="stable")
-        self._starts = np.searchsorted(groups[self._order], np.arange(int(groups.max()) + 1))
-        z0 = np.asarray(zg0, dtype=np.int64)[groups]
-        self.zg = np.asarray(zg0, dtype=np.int64).copy()
         self.lam1, self.lam2, self.lam_f, self.h = lam1, lam2, lam_f, hyper
-        p = X1.shape[1]
-        F = p - 1
-        self.B = np.zeros((K, p))
-        self.s2 = np.full(K, 1.0)
-        self.c = np.zeros(K, dtype=np.int64)
-        self.omega = np.full(len(lam1), 1.0 / len(lam1))
-        self.inv_tau = np.ones((K, F))
-        self.inv_w = np.ones((K, max(F - 1, 0)))
-        self.alpha = 1.0
-        self.logpi = np.full(K, -np.log(K))
-        self.loglik = -np.inf
-        self.z = np.zeros(len(y), dtype=np.int64)
-        self.G = np.zeros((K, p, p))
-        self.r = np.zeros((K, p))
-        self.yy = np.zeros(K)
-        self._move(np.arange(len(y)), None, np.asarray(z0, dtype=np.int64))
-        self.z = np.asarray(z0, dtype=np.int64).copy()
+        self.groups = groups
+        n, p = X1.shape
+        n_groups = int(groups.max()) + 1
+        self._order = np.argsort(groups, kind="stable")
+        self._starts = np.searchsorted(groups[self._order], np.arange(n_groups))
+        onehot = np.zeros((n_groups, n))
+        onehot[groups, np.arange(n)] = 1.0
+        self._g_gram = np.stack([(X1[groups == g].T @ X1[groups == g]).ravel()
+                                 for g in range(n_groups)])
+        self._g_xty = onehot @ (X1 * y[:, None])
+        self._g_yy = onehot @ y**2
+        self._g_n = onehot.sum(axis=1)
+        self.zg = np.asarray(zg0, dtype=np.int64).copy()  # C×G
+        C, F = len(self.zg), p - 1
+        self.B = np.zeros((C, K, p))
+        self.s2 = np.ones((C, K))
+        self.c = np.zeros((C, K), dtype=np.int64)
+        self.omega = np.full((C, len(lam1)), 1.0 / len(lam1))
+        self.inv_tau = np.ones((C, K, F))
+        self.inv_w = np.ones((C, K, max(F - 1, 0)))
+        self.alpha = np.ones(C)
+        self.logpi = np.full((C, K), -np.log(K))
+        self.loglik = np.full(C, -np.inf)
+        self.resp = np.full((C, n_groups, K), 1.0 / K)
         diag = np.arange(1, p)
         self._diag, self._off = diag, (diag[:-1], diag[1:])
 
-    def _move(self, rows: np.ndarray, old: np.ndarray | None, new: np.ndarray) -> None:
-        """Move ``rows`` between components in the sufficient statistics X'X, X'y, y'y."""
-        X, y = self.X1[rows], self.y[rows]
-        for k in range(self.K):
-            for sign, lab in ((1.0, new), (-1.0, old)):
-                if lab is None:
-                    continue
-                sel = lab == k
-                if sel.any():
-                    Xs, ys = X[sel], y[sel]
-                    self.G[k] += sign * (Xs.T @ Xs)
-                    self.r[k] += sign * (Xs.T @ ys)
-                    self.yy[k] += sign * float(ys @ ys)
+    def _onehot(self) -> np.ndarray:
+        C, n_groups = self.zg.shape
+        onehot = np.zeros((C, self.K, n_groups))
+        onehot[np.arange(C)[:, None], self.zg, np.arange(n_groups)[None, :]] = 1.0
+        return onehot
 
     def prior_precision(self) -> np.ndarray:
-        """``K×p×p`` prior precisions of the coefficients; index 0 is the intercept."""
-        K, p = self.B.shape
-        P = np.zeros((K, p, p))
-        P[:, 0, 0] = 1.0 / self.h["intercept_scale"] ** 2
+        """``C×K×p×p`` prior precisions of the coefficients; index 0 is the intercept."""
+        C, K, p = self.B.shape
+        P = np.zeros((C, K, p, p))
+        P[:, :, 0, 0] = 1.0 / self.h["intercept_scale"] ** 2
         d = self._diag
-        P[:, d, d] = self.inv_tau + self.lam2[self.c][:, None]
+        P[:, :, d, d] = self.inv_tau + self.lam2[self.c][:, :, None]
         if self.lam_f > 0 and p > 2:
             a, b = self._off
             w = self.inv_w
-            P[:, a, a] += w
-            P[:, b, b] += w
-            P[:, a, b] -= w
-            P[:, b, a] -= w
+            P[:, :, a, a] += w
+            P[:, :, b, b] += w
+            P[:, :, a, b] -= w
+            P[:, :, b, a] -= w
         return P
 
     def update_beta_sigma2(self) -> None:
-        """beta_k | z, sigma2, tau, w then sigma2_k | beta_k (both exact), all k at once."""
+        """beta | z, sigma2, tau, w then sigma2 | beta (both exact), every chain and k at once."""
         rng = self.rng
-        K, p = self.B.shape
+        C, K, p = self.B.shape
         a_s, b_s = self.h["sigma2_prior"]
-        inv_s2 = (1.0 / self.s2)[:, None, None]
-        P = self.prior_precision()
-        A = self.G * inv_s2 + P
+        member = self._onehot()
+        G = (member @ self._g_gram).reshape(C, K, p, p)
+        r = member @ self._g_xty
+        yy = member @ self._g_yy
+        counts = member @ self._g_n
+        A = G / self.s2[:, :, None, None] + self.prior_precision()
         # beta = A^-1 (r / s2 + L eps) with L L' = A has mean A^-1 r / s2 and covariance A^-1
-        # (one Cholesky and one solve per component, batched)
         L = np.linalg.cholesky(A)
-        b = self.r / self.s2[:, None] + np.matmul(L, rng.standard_normal((K, p, 1)))[:, :, 0]
-        self.B = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-        GB = np.matmul(self.G, self.B[:, :, None])[:, :, 0]
-        rss = np.maximum(self.yy - 2 * np.einsum("kp,kp->k", self.B, self.r)
-                         + np.einsum("kp,kp->k", self.B, GB), 0.0)
-        counts = np.bincount(self.z, minlength=K)
+        b = r / self.s2[..., None] + np.matmul(L, rng.standard_normal((C, K, p, 1)))[..., 0]
+        self.B = np.linalg.solve(A, b[..., None])[..., 0]
+        quad = np.einsum("ckp,ckp->ck", self.B, np.matmul(G, self.B[..., None])[..., 0])
+        rss = np.maximum(yy - 2 * np.einsum("ckp,ckp->ck", self.B, r) + quad, 0.0)
         self.s2 = np.clip(1.0 / rng.gamma(a_s + 0.5 * counts, 1.0 / (b_s + 0.5 * rss)),
                           1e-10, 1e4)
 
     def update_scales(self) -> None:
         """1/tau^2 and 1/w^2 (inverse Gaussian), then the elastic-net choice c and omega."""
         rng = self.rng
-        beta = self.B[:, 1:]
-        l1 = self.lam1[self.c][:, None]
+        beta = self.B[:, :, 1:]
+        l1 = self.lam1[self.c][:, :, None]
         self.inv_tau = _inv_gauss(rng, l1 / np.maximum(np.abs(beta), 1e-8), l1**2)
-        if self.lam_f > 0 and beta.shape[1] > 1:
-            d = np.abs(np.diff(beta, axis=1))
+        if self.lam_f > 0 and beta.shape[2] > 1:
+            d = np.abs(np.diff(beta, axis=2))
             self.inv_w = _inv_gauss(rng, self.lam_f / np.maximum(d, 1e-8),
                                     np.asarray(self.lam_f**2))
         M = len(self.lam1)
         if M > 1:  # exp(-lambda1 |b| - lambda2 b^2 / 2) is Li & Lin's form with l1 = 2 lambda1
-            dens = log_en_density(beta[:, None, :], 1.0, 2 * self.lam1[None, :, None],
-                                  self.lam2[None, :, None])
-            logits = dens.sum(axis=2) + np.log(self.omega)[None, :]
-            self.c = np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=1)
-            self.omega = rng.dirichlet(1.0 + np.bincount(self.c, minlength=M))
-
-    def component_loglik(self, rows=slice(None)) -> np.ndarray:
-        mu = self.X1[rows] @ self.B.T
-        return -0.5 * (LOG2PI + np.log(self.s2)) - 0.5 * (self.y[rows, None] - mu) ** 2 / self.s2
+            dens = log_en_density(beta[:, :, None, :], 1.0, 2 * self.lam1[:, None],
+                                  self.lam2[:, None]).sum(axis=3)  # C×K×M
+            logits = dens + np.log(self.omega)[:, None, :]
+            self.c = np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=2)
+            for ch in range(len(self.c)):
+                self.omega[ch] = rng.dirichlet(1.0 + np.bincount(self.c[ch], minlength=M))
 
     def update_z(self) -> None:
         """Component of every group (a group's rows share it), given the coefficients."""
-        ll = self.component_loglik()
-        logits = np.add.reduceat(ll[self._order], self._starts, axis=0) + self.logpi
-        top = logits.max(axis=1, keepdims=True)
-        self.loglik = float((top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))).sum())
+        mu = np.matmul(self.X1, np.swapaxes(self.B, 1, 2))  # C×n×K
+        ll = -0.5 * (LOG2PI + np.log(self.s2))[:, None, :] - 0.5 * (
+            self.y[None, :, None] - mu) ** 2 / self.s2[:, None, :]
+        logits = np.add.reduceat(ll[:, self._order], self._starts, axis=1) + self.logpi[:, None]
+        top = logits.max(axis=2, keepdims=True)
+        self.loglik = (top[..., 0] + np.log(np.exp(logits - top).sum(axis=2))).sum(axis=1)
         resp = np.exp(logits - top)
-        self.resp = resp / resp.sum(axis=1, keepdims=True)
-        self.zg = np.argmax(logits - np.log(-np.log(self.rng.random(logits.shape))), axis=1)
-        z = self.zg[self.groups]
-        moved = np.flatnonzero(z != self.z)
-        if moved.size:
-            self._move(moved, self.z[moved], z[moved])
-        self.z = z
+        self.resp = resp / resp.sum(axis=2, keepdims=True)
+        self.zg = np.argmax(logits - np.log(-np.log(self.rng.random(logits.shape))), axis=2)
 
     def update_sticks(self) -> None:
-        K = self.K
+        C, K = self.logpi.shape
         if K == 1:
-            self.logpi = np.zeros(1)
             return
-        counts = np.bincount(self.zg, minlength=K).astype(np.float64)
-        after = counts[::-1].cumsum()[::-1] - counts
-        v = np.clip(self.rng.beta(1.0 + counts[:-1], self.alpha + after[:-1]), 1e-12, 1 - 1e-12)
+        counts = self._onehot().sum(axis=2)  # groups per component
+        after = counts[:, ::-1].cumsum(axis=1)[:, ::-1] - counts
+        v = np.clip(self.rng.beta(1.0 + counts[:, :-1], self.alpha[:, None] + after[:, :-1]),
+                    1e-12, 1 - 1e-12)
         log1m = np.log1p(-v)
-        self.logpi = np.append(np.log(v), 0.0) + np.append(0.0, np.cumsum(log1m))
+        zero = np.zeros((C, 1))
+        self.logpi = (np.concatenate([np.log(v), zero], axis=1)
+                      + np.concatenate([zero, np.cumsum(log1m, axis=1)], axis=1))
         a0, b0 = self.h["alpha_prior"]
-        self.alpha = float(self.rng.gamma(a0 + K - 1, 1.0 / (b0 - log1m.sum())))
+        self.alpha = self.rng.gamma(a0 + K - 1, 1.0 / (b0 - log1m.sum(axis=1)))
 
     def sweep(self) -> None:
         self.update_beta_sigma2()
@@ -227,25 +219,25 @@ class _LocalChain:
         self.update_z()
         self.update_sticks()
 
-    def origin_coef(self, splits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Readout of one draw, Rao-Blackwellised over the components of the groups (their
+    def readout(self, splits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Readout of one draw per chain, Rao-Blackwellised over the groups' components (their
         conditional probabilities ``r`` in the last z-update).
 
-        Returns ``sum_k r_0k beta_k`` (the input's component, with intercept), the effect of
-        nullifying each feature alone — ``mu_0(1) - mu_g(1 - e_j)`` with ``g`` the group the
-        tree routes ``1 - e_j`` to (group ``l + 1`` for the feature of split ``l``, else 0) —
-        and the share of the perturbations in the input's component.
+        Returns ``sum_k r_0k beta_k`` (the input's component, intercept first; ``C×p``), the
+        effect of nullifying each feature alone (``C×F``) — ``mu_0(1) - mu_g(1 - e_j)`` with
+        ``g`` the group the tree routes ``1 - e_j`` to (group ``l + 1`` for the feature of split
+        ``l``, else 0) — and the share of the perturbations in the input's component (``C``).
         """
-        share = np.bincount(self.z, minlength=self.K) / len(self.z)
-        r0 = self.resp[0]
-        coef = r0 @ self.B
-        effect = coef[1:].copy()
-        full = self.B.sum(axis=1)  # prediction of every component at z = all ones
-        mu0 = float(r0 @ full)
+        r0 = self.resp[:, 0]  # C×K
+        coef = np.einsum("ck,ckp->cp", r0, self.B)
+        effect = coef[:, 1:].copy()
+        full = self.B.sum(axis=2)  # every component's prediction at z = all ones, C×K
+        mu0 = (r0 * full).sum(axis=1)
         for level, j in enumerate(splits):
-            rg = self.resp[level + 1]
-            effect[j] = mu0 - float(rg @ (full - self.B[:, 1 + j]))
-        return coef, effect, float(r0 @ share)
+            rg = self.resp[:, level + 1]
+            effect[:, j] = mu0 - (rg * (full - self.B[:, :, 1 + j])).sum(axis=1)
+        share = (self._onehot() @ self._g_n) / len(self.y)  # C×K
+        return coef, effect, (r0 * share).sum(axis=1)
 
 
 def _ridge_sse(G: np.ndarray, r: np.ndarray, yy: np.ndarray, ridge: float) -> np.ndarray:
@@ -308,11 +300,11 @@ def split_partition(X1: np.ndarray, y: np.ndarray, *, depth: int = 2, min_leaf: 
     return labels, tuple(splits)
 
 
-def _starts(n_groups: int, K: int, n_chains: int) -> list[np.ndarray]:
-    """Starting components of the groups, the same for every chain (they differ by seed): one
-    component per group (the tree's partition, the finest one). The sampler reaches every
-    coarser partition by merging groups, and the chains' R-hat checks they agree."""
-    return [np.minimum(np.arange(n_groups), K - 1) for _ in range(n_chains)]
+def _starts(n_groups: int, K: int, n_chains: int) -> np.ndarray:
+    """Starting components of the groups, the same for every chain (they differ by their
+    draws): one component per group — the tree's partition, the finest one; the sampler reaches
+    every coarser partition by merging, and the chains' R-hat checks they agree."""
+    return np.tile(np.minimum(np.arange(n_groups), K - 1), (n_chains, 1))
 
 
 def run_local(
@@ -354,7 +346,7 @@ def run_local(
     n_sweeps, burn_in, n_chains : int
         Sweeps per chain, discarded sweeps, and independent chains.
     seed : int or SeedSequence
-        Seed of the chains.
+        Seed of the chains (all drawn from one generator).
     """
     Z = np.asarray(Z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -372,43 +364,39 @@ def run_local(
     lam2 = np.array([p[1] for p in priors], dtype=np.float64)
     hyper = {"alpha_prior": alpha_prior, "sigma2_prior": sigma2_prior,
              "intercept_scale": intercept_scale}
-    seeds = np.random.SeedSequence(seed) if isinstance(seed, int) else seed
-    rngs = [np.random.default_rng(s) for s in seeds.spawn(n_chains + 1)]
+    rng = np.random.default_rng(seed)
     groups, splits = split_partition(X1, ys, depth=depth, min_leaf=max(10, F // 4))
     n_groups = int(groups.max()) + 1
-    starts = _starts(n_groups, n_components, n_chains)
-    best = None
-    for c in range(n_chains):
-        chain = _LocalChain(X1, ys, n_components, lam1, lam2, float(fused), hyper, rngs[c],
-                            groups, starts[c])
-        coef = np.zeros(F + 1)
-        effect = np.zeros(F)
-        share = used = 0.0
-        for t in range(n_sweeps):
-            chain.sweep()
-            traces[c, t] = chain.loglik
-            if t >= burn_in:
-                b, e, s = chain.origin_coef(splits)
-                coef += b
-                effect += e
-                share += s
-                used += float((np.bincount(chain.z, minlength=n_components) >= 0.05 * n).sum())
-        score = float(np.mean(traces[c, burn_in:]))
-        if best is None or score > best[0]:
-            fitted = np.einsum("ij,ij->i", X1, chain.B[chain.z])
-            r2 = 1.0 - float(np.mean((ys - fitted) ** 2))
-            best = (score, coef, effect, share, used, r2)
-    _, coef, effect, share, used, r2 = best
+    chains = _Chains(X1, ys, n_components, lam1, lam2, float(fused), hyper, rng, groups,
+                     _starts(n_groups, n_components, n_chains))
+    coef = np.zeros((n_chains, F + 1))
+    effect = np.zeros((n_chains, F))
+    share = np.zeros(n_chains)
+    used = np.zeros(n_chains)
+    for t in range(n_sweeps):
+        chains.sweep()
+        traces[:, t] = chains.loglik
+        if t >= burn_in:
+            b, e, s = chains.readout(splits)
+            coef += b
+            effect += e
+            share += s
+            sizes = chains._onehot() @ chains._g_n
+            used += (sizes >= 0.05 * n).sum(axis=1)
+    best = int(np.argmax(traces[:, burn_in:].mean(axis=1)))
     kept = n_sweeps - burn_in
-    coef /= kept
-    effect /= kept
+    B = chains.B[best]
+    fitted = np.einsum("ij,ij->i", X1, B[chains.zg[best][groups]])
+    r2 = 1.0 - float(np.mean((ys - fitted) ** 2))
+    coef, effect = coef[best] / kept, effect[best] / kept
+    share, used = float(share[best]) / kept, float(used[best]) / kept
     post = traces[:, burn_in:]
     return LocalFit(
         coef=coef[1:] * y_sd,
         effect=effect * y_sd,
         intercept=y_mean + y_sd * coef[0],
-        share=share / kept,
-        n_used=used / kept,
+        share=share,
+        n_used=used,
         r2=r2,
         rhat=split_rhat(post),
         ess=float(sum(effective_sample_size(tr) for tr in post)),

@@ -8,7 +8,7 @@ import pytest
 from deepscope.errors import InputError, NotFittedError
 from deepscope.explain import DMMMEN, GridSpace, KernelShap, Lime, TabularSpace
 from deepscope.explain._dmm_local import lemna_masks
-from deepscope.explain._local_gibbs import _LocalChain, run_local, split_partition, split_rhat
+from deepscope.explain._local_gibbs import _Chains, run_local, split_partition, split_rhat
 from deepscope.explain.groundtruth import gated_linear, precision_recall, sequence_rules
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
@@ -58,18 +58,19 @@ def test_split_rhat():
 
 def test_fused_prior_precision_is_the_difference_penalty():
     X1 = np.ones((5, 4))
-    chain = _LocalChain(X1, np.zeros(5), 1, np.array([1.0]), np.array([2.0]), 1.0,
-                        {"alpha_prior": (1, 1), "sigma2_prior": (1, 1e-3), "intercept_scale": 10},
-                        np.random.default_rng(0), np.zeros(5, dtype=np.int64),
-                        np.zeros(1, dtype=np.int64))
-    chain.inv_tau[:] = 0.5
-    chain.inv_w[:] = [3.0, 7.0]
-    P = chain.prior_precision()[0]
+    chains = _Chains(X1, np.zeros(5), 1, np.array([1.0]), np.array([2.0]), 1.0,
+                     {"alpha_prior": (1, 1), "sigma2_prior": (1, 1e-3), "intercept_scale": 10},
+                     np.random.default_rng(0), np.zeros(5, dtype=np.int64),
+                     np.zeros((2, 1), dtype=np.int64))
+    chains.inv_tau[:] = 0.5
+    chains.inv_w[:] = [3.0, 7.0]
+    P = chains.prior_precision()
+    assert P.shape == (2, 1, 4, 4)
     beta = np.array([0.3, -1.0, 2.0])
     D = np.diff(np.eye(3), axis=0)
     expected = beta @ (np.diag([2.5] * 3) + D.T @ np.diag([3.0, 7.0]) @ D) @ beta
-    assert beta @ P[1:, 1:] @ beta == pytest.approx(expected)
-    assert P[0, 0] == pytest.approx(0.01) and not P[0, 1:].any()
+    assert beta @ P[1, 0, 1:, 1:] @ beta == pytest.approx(expected)
+    assert P[0, 0, 0, 0] == pytest.approx(0.01) and not P[0, 0, 0, 1:].any()
 
 
 def test_local_mode_recovers_a_signed_two_gate_box_better_than_lime_and_shap():
