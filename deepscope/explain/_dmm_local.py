@@ -69,7 +69,8 @@ def explain_local(ex: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]
             alpha_prior=tuple(ex.alpha_prior),
             seed=np.random.SeedSequence([ex.seed, i, 1]),
         )
-        out[i, :d] = fit.coef if ex.attribution == "coef" else fit.effect
+        out[i, :d] = {"coef": fit.coef, "contribution": fit.effect,
+                      "path": fit.deletion_path()}[ex.attribution]
         fits.append(fit)
     extras = {
         "mode": "local",

@@ -67,6 +67,51 @@ class LocalFit:
     ess: float  # effective sample size of the kept log-likelihood, summed over chains
     loglik_trace: np.ndarray  # n_chains×n_sweeps
     splits: tuple[int, ...] = ()  # the features the grouping tree split on (its gates)
+    leaf_coef: np.ndarray | None = None  # G×(1+F): each group's coefficients, posterior mean
+
+    def deletion_path(self) -> np.ndarray:
+        """Attributions from the mixture's greedy deletion path (``F``, log-odds units).
+
+        Starting from the input (every feature kept, the input's group), remove at each step
+        the feature whose removal lowers the predicted log-odds most, predicting with the
+        coefficients of the group the tree routes the current state to (removing a split
+        feature moves to that split's group: the regime it switches to). The attribution of a
+        feature is the drop at its step, made non-increasing along the path (a feature removed
+        later never outranks an earlier one).
+        """
+        F = len(self.coef)
+        if self.leaf_coef is None or F == 0:
+            return self.effect.copy()
+        on = np.ones(F, dtype=bool)
+        drops = np.zeros(F)
+        order = []
+        leaves = self.leaf_coef
+
+        def leaf(state: np.ndarray) -> int:
+            for level, j in enumerate(self.splits):
+                if not state[j]:
+                    return level + 1
+            return 0
+
+        pred = leaves[0, 0] + leaves[0, 1:] @ on
+        for _ in range(F):
+            c = leaves[leaf(on)]
+            after = np.where(on, pred - c[1:], np.inf)  # same group: minus the coefficient
+            for j in self.splits:  # a split feature moves the state to another group
+                if on[j]:
+                    on[j] = False
+                    c2 = leaves[leaf(on)]
+                    after[j] = c2[0] + c2[1:] @ on
+                    on[j] = True
+            j = int(np.argmin(after))
+            drops[j] = pred - after[j]
+            order.append(j)
+            on[j] = False
+            pred = after[j]
+        ranked = np.minimum.accumulate(drops[order]) - 1e-9 * np.arange(F)
+        out = np.empty(F)
+        out[order] = ranked
+        return out
 
 
 def split_rhat(traces: np.ndarray) -> float:
@@ -219,6 +264,10 @@ class _Chains:
         self.update_z()
         self.update_sticks()
 
+    def leaf_coef(self) -> np.ndarray:
+        """``C×G×p``: each group's coefficients (intercept first), Rao-Blackwellised."""
+        return np.einsum("cgk,ckp->cgp", self.resp, self.B)
+
     def readout(self, splits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Readout of one draw per chain, Rao-Blackwellised over the groups' components (their
         conditional probabilities ``r`` in the last z-update).
@@ -240,6 +289,35 @@ class _Chains:
         return coef, effect, (r0 * share).sum(axis=1)
 
 
+def route(Z: np.ndarray, splits: tuple[int, ...]) -> np.ndarray:
+    """Group of each 0/1 row under the tree: ``l + 1`` for the first split ``l`` whose feature
+    is off, 0 when every split feature is on."""
+    out = np.zeros(len(Z), dtype=np.int64)
+    for level, j in reversed(list(enumerate(splits))):
+        out[Z[:, j] < 0.5] = level + 1
+    return out
+
+
+def split_effects(leaves: np.ndarray, splits: tuple[int, ...], Z: np.ndarray) -> dict[int, float]:
+    """Effect of each split feature: the mean, over the perturbations it is off in, of the
+    predicted log-odds with it switched on minus off (each prediction by the coefficients of
+    the group the tree routes it to). Evaluated where the perturbations are, rather than
+    extrapolated to the unperturbed input."""
+    out = {}
+    for j in splits:
+        rows = Z[Z[:, j] < 0.5]
+        if not len(rows):
+            continue
+        on = rows.copy()
+        on[:, j] = 1.0
+        mu_off = np.einsum("ip,ip->i", leaves[route(rows, splits)][:, 1:], rows)
+        mu_on = np.einsum("ip,ip->i", leaves[route(on, splits)][:, 1:], on)
+        mu_off += leaves[route(rows, splits), 0]
+        mu_on += leaves[route(on, splits), 0]
+        out[j] = float(np.mean(mu_on - mu_off))
+    return out
+
+
 def _ridge_sse(G: np.ndarray, r: np.ndarray, yy: np.ndarray, ridge: float) -> np.ndarray:
     """Residual sum of squares of ridge fits from their statistics (batched over axis 0)."""
     p = G.shape[-1]
@@ -248,7 +326,7 @@ def _ridge_sse(G: np.ndarray, r: np.ndarray, yy: np.ndarray, ridge: float) -> np
 
 
 def split_partition(X1: np.ndarray, y: np.ndarray, *, depth: int = 2, min_leaf: int = 10,
-                    ridge: float = 1.0, min_gain: float = 0.02,
+                    ridge: float = 1.0, min_gain: float = 0.05,
                     shortlist: int = 8) -> tuple[np.ndarray, tuple[int, ...]]:
     """Warm start: a model-based regression tree grown along the input's own side.
 
@@ -373,11 +451,13 @@ def run_local(
     effect = np.zeros((n_chains, F))
     share = np.zeros(n_chains)
     used = np.zeros(n_chains)
+    leaves = np.zeros((n_chains, n_groups, F + 1))
     for t in range(n_sweeps):
         chains.sweep()
         traces[:, t] = chains.loglik
         if t >= burn_in:
             b, e, s = chains.readout(splits)
+            leaves += chains.leaf_coef()
             coef += b
             effect += e
             share += s
@@ -389,11 +469,16 @@ def run_local(
     fitted = np.einsum("ij,ij->i", X1, B[chains.zg[best][groups]])
     r2 = 1.0 - float(np.mean((ys - fitted) ** 2))
     coef, effect = coef[best] / kept, effect[best] / kept
+    leaves = leaves[best] / kept * y_sd
+    leaves[:, 0] += y_mean
+    effect = effect * y_sd
+    for j, value in split_effects(leaves, splits, Z).items():
+        effect[j] = value
     share, used = float(share[best]) / kept, float(used[best]) / kept
     post = traces[:, burn_in:]
     return LocalFit(
         coef=coef[1:] * y_sd,
-        effect=effect * y_sd,
+        effect=effect,
         intercept=y_mean + y_sd * coef[0],
         share=share,
         n_used=used,
@@ -402,4 +487,5 @@ def run_local(
         ess=float(sum(effective_sample_size(tr) for tr in post)),
         loglik_trace=traces,
         splits=splits,
+        leaf_coef=leaves,
     )

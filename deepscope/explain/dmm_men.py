@@ -25,7 +25,7 @@ from deepscope.explain.features import FeatureSpace, fill_values
 from deepscope.explain.sampling import local_samples, random_coalitions
 from deepscope.protocol import check_fitted
 
-ATTRIBUTIONS = ("contribution", "coef")
+ATTRIBUTIONS = ("contribution", "coef", "path")
 MODES = ("global", "local")
 #: per mode: truncation K, elastic-net priors, (sweeps, burn-in), chains
 MODE_DEFAULTS = {
@@ -89,9 +89,15 @@ class DMMMEN(Explainer):
         attributions. With several, each perturbed copy uses one drawn at random.
     reference : ndarray, optional
         Inputs whose mean is the ``"mean"`` fill (default: the fitting inputs).
-    attribution : {"contribution", "coef"}
-        ``"contribution"`` (default): ``beta_j * (x_j - fill_j)``, the change of the log-odds
-        the component predicts when feature ``j`` is nullified. ``"coef"``: ``beta_j`` alone.
+    attribution : {"contribution", "coef", "path"}
+        ``"contribution"`` (default): the change of the log-odds the model predicts when
+        feature ``j`` alone is nullified — global: ``beta_j * (x_j - fill_j)`` of the sample's
+        component; local: the input's component's coefficient, and for a feature that switches
+        the regime (a split of the grouping tree) the mean switch between the two regimes'
+        predictions over the perturbations it is off in. ``"coef"``: ``beta_j`` alone (local:
+        the input's regime's rule; a regime switch gets ~0). ``"path"`` (local only): the
+        mixture's greedy deletion path (:meth:`~deepscope.explain._local_gibbs.LocalFit.
+        deletion_path`; measured worse than ``"contribution"`` on augmentation / synthetic).
     n_sweeps, burn_in, n_chains : int, optional
         Gibbs sampler settings. Global: 200 / 100 / 3 (several chains; the best
         log-likelihood is kept). Local: 16 / 8 / 2 per explained input (all chains' kept
@@ -179,6 +185,9 @@ class DMMMEN(Explainer):
         check_int("thin", self.thin, low=1)
         check_int("n_chains", self._chains, low=1)
         check_choice("attribution", self.attribution, ATTRIBUTIONS)
+        if self.attribution == "path" and self.mode != "local":
+            raise InputError("attribution='path' needs mode='local' (the global mode has no "
+                             "per-input regimes); use 'contribution' or 'coef'")
         check_bool("group_local", self.group_local)
         check_bool("standardize", self.standardize)
         priors = self._priors

@@ -143,6 +143,8 @@ def test_local_validation():
         DMMMEN(mode="local", n_samples=2)
     with pytest.raises(InputError, match="fused"):
         DMMMEN(mode="local", fused=-1.0)
+    with pytest.raises(InputError, match="path"):
+        DMMMEN(mode="global", attribution="path")
     with pytest.raises(InputError, match="depth"):
         DMMMEN(mode="local", depth=-1)
     with pytest.raises(NotFittedError):
@@ -176,3 +178,21 @@ def test_local_mode_on_several_boxes_and_seeds(seed):
         p = row["dmm"]["precision"]
         assert p >= 0.9, (box, p)
         assert p > max(row["lime"]["precision"], row["shap"]["precision"]), (box, row)
+
+
+def test_split_effects_and_deletion_path():
+    from deepscope.explain._local_gibbs import LocalFit, route, split_effects
+
+    # two groups: feature 0 off sends a row to group 1, whose intercept is 3 lower
+    leaves = np.array([[1.0, 0.0, 2.0, -1.0], [-2.0, 0.0, 0.5, -1.0]])
+    Z = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [1, 0, 0]], dtype=float)
+    np.testing.assert_array_equal(route(Z, (0,)), [0, 1, 1, 0])
+    # rows 1 and 2 have feature 0 off: switching it on moves them to group 0
+    expected = np.mean([(1 + 2 - 1) - (-2 + 0.5 - 1), (1 - 1) - (-2 - 1)])
+    assert split_effects(leaves, (0,), Z)[0] == pytest.approx(expected)
+    fit = LocalFit(np.array([0.0, 2.0, -1.0]), np.array([5.0, 2.0, -1.0]), 0.0, 1.0, 2.0, 1.0,
+                   1.0, 10.0, np.zeros((1, 2)), splits=(0,), leaf_coef=leaves)
+    path = fit.deletion_path()
+    # removing feature 0 first drops 2 - (-2.5) = 4.5; then feature 1 in group 1 drops 0.5
+    assert np.argmax(path) == 0 and path[0] == pytest.approx(4.5)
+    assert path[0] > path[1] > path[2]
