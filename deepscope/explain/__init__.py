@@ -9,9 +9,11 @@ builds one by its registry name (unknown parameters rejected): ``dmm-men``, ``li
 ``kernel-shap``, ``random``, ``integrated-gradients``; ``get_params()`` lists an explainer's
 parameters. Fidelity tests live in :mod:`deepscope.explain.fidelity`; several explainers on the
 same inputs in :mod:`deepscope.explain.compare` (:func:`side_by_side` → :class:`Comparison`).
+Token / byte sequences: :class:`SequenceSpace` (positions as features, int64 throughout) and
+:mod:`deepscope.explain.sequence` (windows around a tagger's decision, ``tagger_proba``).
 """
 
-from deepscope.explain import compare, fidelity
+from deepscope.explain import compare, fidelity, sequence
 from deepscope.explain import dmm_men as _dmm_men  # noqa: F401  (registers "dmm-men" first)
 from deepscope.explain._overlay import plot_overlay
 from deepscope.explain.base import (
@@ -32,10 +34,12 @@ from deepscope.explain.features import (
     FeatureSpace,
     GridSpace,
     PixelSpace,
+    SequenceSpace,
     SuperpixelSpace,
     TabularSpace,
     fill_values,
 )
+from deepscope.explain.sequence import TaggerAt, tagger_proba, windows
 
 __all__ = [
     "BASELINES",
@@ -53,8 +57,10 @@ __all__ = [
     "Lime",
     "PixelSpace",
     "RandomExplainer",
+    "SequenceSpace",
     "SuperpixelSpace",
     "TabularSpace",
+    "TaggerAt",
     "class_logit",
     "compare",
     "fidelity",
@@ -65,5 +71,8 @@ __all__ = [
     "names",
     "plot_overlay",
     "save_npz",
+    "sequence",
     "side_by_side",
+    "tagger_proba",
+    "windows",
 ]

@@ -26,7 +26,6 @@ from deepscope.explain.features import (
     GridSpace,
     TabularSpace,
     check_inputs,
-    fill_values,
 )
 from deepscope.models import execution
 from deepscope.protocol import Params, check_fitted
@@ -171,19 +170,20 @@ class Explainer(Params, ABC):
         Parameters
         ----------
         x : array-like
-            ``N×C×H×W`` images in [0, 1] or ``N×D`` rows: the inputs to learn from (DMM-MEN)
-            or to fit the feature space on (the others).
+            ``N×C×H×W`` images in [0, 1], ``N×D`` rows, or int64 ``N×T`` token / byte ids
+            with a :class:`~deepscope.explain.features.SequenceSpace`: the inputs to learn from
+            (DMM-MEN) or to fit the feature space on (the others).
         predict_proba : callable
             Black box: numpy inputs → ``N×K`` probabilities. Only called, never differentiated.
         target : int
             The class to explain.
         """
-        x = check_inputs(x)
+        space = self.space if self.space is not None else default_space(check_inputs(x))
+        x = space.check(x)  # the space decides the dtype: float pixels / rows, int64 ids
         self.black_box_ = BlackBox(predict_proba, getattr(self, "batch_size", 512))
         probe = self.black_box_(x[:1])
         self.n_classes_ = probe.shape[1]
         self.target_ = check_target(target, self.n_classes_)
-        space = self.space if self.space is not None else default_space(x)
         if not hasattr(space, "segments_"):
             space.fit(x)
         self.space_ = space
@@ -200,7 +200,7 @@ class Explainer(Params, ABC):
     def explain(self, x: Any) -> Explanation:
         """Explain each row of ``x`` for the fitted target class."""
         check_fitted(self, "target_", hint="call .fit(x, predict_proba, target=c)")
-        x = check_inputs(x)
+        x = self.space_.check(x)
         if tuple(x.shape[1:]) != self.input_shape_:
             raise InputError(
                 f"inputs of shape {x.shape[1:]} do not match the fitted shape {self.input_shape_}"
@@ -246,7 +246,7 @@ class FillMixin:
 
     def _fill(self, x: np.ndarray) -> np.ndarray:
         ref = self.reference if self.reference is not None else getattr(self, "fit_x_", None)
-        return np.ascontiguousarray(fill_values(x, self.fill, reference=ref))
+        return np.ascontiguousarray(self.space_.baseline(x, self.fill, reference=ref))
 
 
 def _as_model_input(x: np.ndarray) -> torch.Tensor:
@@ -255,6 +255,17 @@ def _as_model_input(x: np.ndarray) -> torch.Tensor:
     arr = np.ascontiguousarray(x)
     dtype = torch.int64 if arr.dtype.kind in "iu" else torch.float32
     return torch.as_tensor(arr, dtype=dtype)
+
+
+def check_class_outputs(out: torch.Tensor) -> torch.Tensor:
+    """``out`` if it is ``N×K`` class scores; a tagger's ``N×T×K`` gets a hint instead."""
+    if out.ndim != 2:
+        hint = (" (per-position outputs of a tagger: explain one position with "
+                "explain.TaggerAt(model, position) or explain.tagger_proba(model, position))"
+                if out.ndim == 3 else "")
+        raise InputError(f"the model must return N×K class scores, got shape "
+                         f"{tuple(out.shape)}{hint}")
+    return out
 
 
 def model_proba(model: torch.nn.Module, *,
@@ -270,7 +281,7 @@ def model_proba(model: torch.nn.Module, *,
     check_int("batch_size", batch_size, low=1)
 
     def softmax64(xb: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(model(xb).double(), dim=1)
+        return torch.softmax(check_class_outputs(model(xb)).double(), dim=1)
 
     def predict_proba(x: np.ndarray) -> np.ndarray:
         if len(x) == 0:

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from deepscope._validate import check_bool, check_choice, check_int, check_number
 from deepscope.errors import InputError
 from deepscope.explain.base import EXPLAINERS, Explainer, class_logit
-from deepscope.explain.features import FeatureSpace, fill_values
+from deepscope.explain.features import FeatureSpace
 from deepscope.explain.sampling import local_samples, random_coalitions
 from deepscope.protocol import check_fitted
 
@@ -202,7 +202,7 @@ class DMMMEN(Explainer):
     def _fill(self, x: np.ndarray, how: str | None = None) -> np.ndarray:
         how = self._fills[0] if how is None else how
         ref = self.reference_ if how == "mean" else None
-        return np.ascontiguousarray(fill_values(x, how, reference=ref))
+        return np.ascontiguousarray(self.space_.baseline(x, how, reference=ref))
 
     def _fit(self, x: np.ndarray) -> None:
         self._validate()  # again: parameters may have been set after construction

@@ -41,10 +41,10 @@ class Explanation(Persistent):
         ``N×F`` float64: the contribution of each feature to the target's score (positive =
         supports the class). NaN marks features a sample does not have (per-image superpixels).
     segments : ndarray
-        Feature id of each input position: ``H×W`` / ``D`` when shared by all samples, or
-        ``N×H×W`` / ``N×D`` per sample; ``-1`` = belongs to no feature.
+        Feature id of each input position: ``H×W`` / ``D`` / ``T`` when shared by all samples,
+        or ``N×H×W`` / ``N×D`` per sample; ``-1`` = belongs to no feature.
     input_shape : tuple of int
-        Shape of one input (``C×H×W`` or ``D``).
+        Shape of one input (``C×H×W``, ``D`` or, for token / byte sequences, ``T``).
     component : ndarray, optional
         DMM-MEN only: the mixture component that explains each sample.
     extras : dict

@@ -8,7 +8,8 @@ that "feature 17" and "nullify feature 17" mean the same thing everywhere.
 
 Spaces: :class:`PixelSpace` (raw pixels, optionally only the top-variance ones),
 :class:`GridSpace` (square cells), :class:`SuperpixelSpace` (SLIC superpixels, shared or per
-image) and :class:`TabularSpace` (plain columns).
+image), :class:`TabularSpace` (plain columns) and :class:`SequenceSpace` (the positions of int64
+token / byte sequences, optionally only a window of them).
 
 Filling ("nullifying") replaces the covered positions with a *baseline*: ``"zero"``, ``"mean"``
 (a reference mean input) or ``"blur"`` (a Gaussian-blurred copy of the input itself), see
@@ -23,86 +24,10 @@ import numpy as np
 
 from deepscope._validate import check_int
 from deepscope.errors import InputError, NotFittedError
+from deepscope.explain._inputs import BASELINES, check_inputs, fill_values
 
-BASELINES = ("zero", "mean", "blur")
-
-
-def check_inputs(x, *, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a float array after checking it is finite and 2-D or 4-D.
-
-    Parameters
-    ----------
-    x : array-like
-        ``N×C×H×W`` images or ``N×D`` tabular rows.
-    name : str
-        Argument name used in error messages.
-    """
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # e.g. a ragged list
-        raise InputError(f"{name} must be an array, got {type(x).__name__}: {exc}") from None
-    if arr.dtype.kind not in "fiub":
-        raise InputError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    if arr.ndim not in (2, 4):
-        raise InputError(
-            f"{name} must be N×C×H×W images or N×D tabular rows, got shape {arr.shape}; "
-            "add a batch axis with x[None] for a single sample"
-        )
-    if arr.shape[0] == 0:
-        raise InputError(f"{name} is empty; pass at least one sample")
-    arr = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or inf values")
-    return arr
-
-
-def fill_values(
-    x: np.ndarray, baseline: str | np.ndarray = "zero", *, reference=None, sigma: float = 2.0
-) -> np.ndarray:
-    """Values that replace nullified positions of ``x``.
-
-    Parameters
-    ----------
-    x : ndarray
-        Inputs, ``N×C×H×W`` or ``N×D``.
-    baseline : {"zero", "mean", "blur"} or ndarray
-        ``"zero"``: zeros. ``"mean"``: the per-position mean of ``reference`` (of ``x`` itself
-        when ``reference`` is None). ``"blur"``: each image blurred with a Gaussian of width
-        ``sigma`` pixels (images only). An array is broadcast to ``x``'s shape.
-    reference : ndarray, optional
-        Inputs whose mean is the ``"mean"`` baseline, e.g. a slice of the training set.
-    sigma : float
-        Blur width in pixels.
-
-    Returns
-    -------
-    ndarray
-        An array shaped like ``x``.
-    """
-    if isinstance(baseline, np.ndarray):
-        try:
-            return np.broadcast_to(baseline.astype(x.dtype), x.shape)
-        except ValueError:
-            raise InputError(
-                f"baseline array of shape {baseline.shape} does not broadcast to {x.shape}"
-            ) from None
-    if baseline == "zero":
-        return np.zeros_like(x)
-    if baseline == "mean":
-        ref = x if reference is None else np.asarray(reference, dtype=x.dtype)
-        if ref.shape[1:] != x.shape[1:]:
-            raise InputError(
-                f"reference of shape {ref.shape} does not match inputs {x.shape}; "
-                "pass samples of the same kind"
-            )
-        return np.broadcast_to(ref.mean(axis=0, keepdims=True), x.shape)
-    if baseline == "blur":
-        if x.ndim != 4:
-            raise InputError("baseline 'blur' needs images (N×C×H×W); use 'zero' or 'mean'")
-        from scipy.ndimage import gaussian_filter
-
-        return gaussian_filter(x, sigma=(0, 0, sigma, sigma), mode="nearest").astype(x.dtype)
-    raise InputError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+__all__ = ["BASELINES", "FeatureSpace", "GridSpace", "PixelSpace", "SequenceSpace",
+           "SuperpixelSpace", "TabularSpace", "check_inputs", "fill_values", "n_features"]
 
 
 class FeatureSpace(ABC):
@@ -114,10 +39,21 @@ class FeatureSpace(ABC):
     """
 
     shared: bool = True
+    #: True for spaces over integer ids (sequences): inputs stay int64 end to end.
+    integer: bool = False
+
+    def check(self, x, *, name: str = "x") -> np.ndarray:
+        """``x`` checked for this space: float images / rows, or int64 ids (``integer``)."""
+        return check_inputs(x, name=name, integer=self.integer)
+
+    def baseline(self, x: np.ndarray, how: str | float | np.ndarray = "zero", *,
+                 reference=None) -> np.ndarray:
+        """Values of nullified positions of ``x``: :func:`fill_values` (sequences override)."""
+        return fill_values(x, how, reference=reference)
 
     def fit(self, x) -> FeatureSpace:
         """Learn the segmentation from example inputs; returns ``self``."""
-        x = check_inputs(x)
+        x = self.check(x)
         self.input_shape_ = tuple(x.shape[1:])
         self.segments_ = self._segmentation(x)
         seg = self.segments_
@@ -149,8 +85,8 @@ class FeatureSpace(ABC):
         return len(self.input_shape_) == 3
 
     def segments(self, x) -> np.ndarray:
-        """Feature-id map per input: ``N×H×W`` (images) or ``N×D`` (tabular), ``-1`` = none."""
-        x = check_inputs(x)
+        """Feature-id map per input: ``N×H×W`` (images) or ``N×D`` / ``N×T``, ``-1`` = none."""
+        x = self.check(x)
         self._check_shape(x)
         return np.broadcast_to(self.segments_, (x.shape[0], *self.segments_.shape))
 
@@ -165,7 +101,7 @@ class FeatureSpace(ABC):
         ndarray
             ``N×n_features`` float64.
         """
-        x = check_inputs(x)
+        x = self.check(x)
         self._check_shape(x)
         if not self.shared:
             raise InputError("transform needs a shared feature space (per_sample=False)")
@@ -201,7 +137,7 @@ class FeatureSpace(ABC):
             pix = np.broadcast_to(pix, x.shape)
         return np.ascontiguousarray(pix.reshape(x.shape))
 
-    def nullify(self, x, off_mask, fill) -> np.ndarray:
+    def nullify(self, x, off_mask, fill=None) -> np.ndarray:
         """Copy of ``x`` whose features in ``off_mask`` take the values of ``fill``.
 
         Parameters
@@ -210,11 +146,14 @@ class FeatureSpace(ABC):
             Inputs.
         off_mask : ndarray of bool
             ``N×n_features``; ``True`` = replace this feature.
-        fill : ndarray
+        fill : ndarray, optional
             Replacement values shaped like ``x`` (see :func:`fill_values`), or another set of
-            inputs (transplanting their feature values).
+            inputs (transplanting their feature values). Default: the space's own baseline
+            (:meth:`baseline`: zeros, or a sequence space's ``fill`` id).
         """
         x = np.asarray(x)
+        if fill is None:
+            fill = self.baseline(x)
         mask = self.to_input_mask(off_mask, x)
         return np.where(mask, np.broadcast_to(fill, x.shape), x).astype(x.dtype, copy=False)
 
@@ -324,7 +263,7 @@ class SuperpixelSpace(FeatureSpace):
     def segments(self, x) -> np.ndarray:
         if not self.per_sample:
             return super().segments(x)
-        x = check_inputs(x)
+        x = self.check(x)
         self._check_shape(x)
         return np.stack([self._slic(img) for img in x])
 
@@ -336,6 +275,89 @@ class TabularSpace(FeatureSpace):
         if x.ndim != 2:
             raise InputError("TabularSpace needs N×D rows; use an image space for N×C×H×W")
         return np.arange(x.shape[1])
+
+
+class SequenceSpace(FeatureSpace):
+    """Positions of int64 ``N×T`` token / byte sequences as features (LEMNA's setting).
+
+    Feature ``j`` is position ``start + j`` of every sequence; with no window, feature ``j`` is
+    position ``j``. Positions outside the window belong to no feature (label ``-1``) and are
+    never perturbed. Nullifying a position writes ``fill`` (0 = padding, as LEMNA zeroes bytes).
+    Inputs stay int64 everywhere (:attr:`integer`). The feature *values* (:meth:`transform`,
+    what DMM-MEN regresses on) are binary: 1 where a position holds a token other than
+    ``fill``, 0 where it holds ``fill`` (LEMNA's interpretable representation).
+
+    Parameters
+    ----------
+    fill : int
+        The id written into nullified positions.
+    window : (int, int), optional
+        ``(start, stop)``: only positions ``start <= t < stop`` are features (a negative index
+        counts from the end, as in Python slices). Exclusive with ``centre``.
+    centre, radius : int, optional
+        The window ``centre - radius .. centre + radius`` (e.g. LEMNA's 41 bytes: radius 20).
+    """
+
+    integer = True
+
+    def __init__(self, fill: int = 0, window: tuple[int, int] | None = None,
+                 centre: int | None = None, radius: int | None = None) -> None:
+        self.fill = fill
+        self.window = window
+        self.centre = centre
+        self.radius = radius
+
+    def _bounds(self, length: int) -> tuple[int, int]:
+        if self.window is not None and (self.centre is not None or self.radius is not None):
+            raise InputError("SequenceSpace: pass window=(start, stop) or centre and radius, "
+                             "not both")
+        if self.window is not None:
+            start, stop, step = slice(*self.window).indices(length)
+        elif self.centre is not None or self.radius is not None:
+            if self.centre is None or self.radius is None:
+                raise InputError("SequenceSpace: centre and radius go together")
+            centre = check_int("centre", self.centre, low=0)
+            radius = check_int("radius", self.radius, low=0)
+            start, stop, step = max(centre - radius, 0), min(centre + radius + 1, length), 1
+        else:
+            start, stop, step = 0, length, 1
+        if stop <= start or step != 1:
+            where = self.window or (self.centre, self.radius)
+            raise InputError(f"SequenceSpace: the window {where} holds no position of "
+                             f"sequences of length {length}")
+        return start, stop
+
+    def _segmentation(self, x: np.ndarray) -> np.ndarray:
+        check_int("fill", self.fill, low=0)
+        start, stop = self._bounds(x.shape[1])
+        seg = np.full(x.shape[1], -1)
+        seg[start:stop] = np.arange(stop - start)
+        return seg
+
+    @property
+    def positions_(self) -> np.ndarray:
+        """Input position of each feature (``n_features`` int64)."""
+        self._check_fitted()
+        return np.flatnonzero(self.segments_ >= 0).astype(np.int64)
+
+    def baseline(self, x: np.ndarray, how: str | float | np.ndarray = "zero", *,
+                 reference=None) -> np.ndarray:
+        """``fill`` everywhere (``how="zero"`` or ``"fill"``: the null token), or ``how``'s ids.
+
+        ``"mean"`` and ``"blur"`` make no sense for ids and are refused.
+        """
+        if isinstance(how, str):
+            if how not in ("zero", "fill"):
+                raise InputError(f"sequence spaces nullify with their fill id; baseline {how!r}"
+                                 " is for images / rows, use 'zero' (= the fill id)")
+            return np.full_like(x, self.fill)
+        return fill_values(x, how, reference=reference)
+
+    def transform(self, x) -> np.ndarray:
+        """Binary feature values: 1 where the position holds a token other than ``fill``."""
+        x = self.check(x)
+        self._check_shape(x)
+        return (x[:, self.positions_] != self.fill).astype(np.float64)
 
 
 def n_features(space: FeatureSpace, x) -> int:

@@ -10,6 +10,10 @@
 *Positives* are the rows of ``x`` the black box assigns to ``target``; ``explanation`` must
 have one row per row of ``x``. Transplanted values are copied as they are (never scaled).
 :func:`generate` returns the generated inputs too, for pictures.
+
+Token / byte sequences: LEMNA's protocol (deduction to the fill id — lower is better there —,
+augmentation into negatives, synthetic on an all-fill input; ``k`` in :data:`KS`) is
+:func:`sequence_test` (:mod:`deepscope.explain.sequence_fidelity`), re-exported here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ from deepscope.errors import InputError
 from deepscope.explain.base import BlackBox, check_target
 from deepscope.explain.explanation import Explanation
 from deepscope.explain.features import check_inputs, fill_values
+from deepscope.explain.sequence_fidelity import (
+    KS,
+    LOWER_IS_BETTER,
+    SEQUENCE_TESTS,
+    SequenceFidelity,
+    paired_difference,
+    sequence_test,
+    share_interval,
+)
+
+__all__ = ["KS", "LOWER_IS_BETTER", "SEQUENCE_TESTS", "TESTS", "FidelityResult",
+           "SequenceFidelity", "augmentation", "deduction", "generate", "paired_difference",
+           "sequence_test", "share_interval", "synthetic"]
 
 TESTS = ("deduction", "augmentation", "synthetic")
 

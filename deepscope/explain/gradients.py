@@ -1,4 +1,12 @@
-"""captum's Integrated Gradients: the white-box reference of the explanation benchmark."""
+"""captum's Integrated Gradients: the white-box reference of the explanation benchmark.
+
+Token / byte ids (int64, :class:`~deepscope.explain.features.SequenceSpace`) cannot be
+differentiated; there the path integral runs in *embedding* space: the output of the model's
+``torch.nn.Embedding`` (read and replaced through :mod:`deepscope.models.hooks`) moves from the
+embedding of the fill ids to the input's embedding, and each position's attribution is
+``(e - e_fill) · mean gradient`` summed over the embedding dimension. With ``n_steps=1`` this
+is gradient × embedding at the input when the fill id embeds to zero (padding id 0).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,9 @@ import numpy as np
 import torch
 
 from deepscope.errors import InputError
-from deepscope.explain.base import EXPLAINERS, Explainer, FillMixin
+from deepscope.explain.base import EXPLAINERS, Explainer, FillMixin, check_class_outputs
 from deepscope.explain.features import FeatureSpace, n_features
-from deepscope.models import execution
+from deepscope.models import execution, hooks
 
 
 @EXPLAINERS.register("integrated-gradients")
@@ -41,6 +49,9 @@ class IntegratedGradients(FillMixin, Explainer):
         Riemann steps of the path integral (model evaluations per sample).
     batch_size : int
         Samples per captum call (and per call of the default ``predict_proba``).
+    layer : str, optional
+        Sequences only: dotted name of the ``torch.nn.Embedding`` to integrate over (default:
+        the model's first one).
     """
 
     name = "integrated-gradients"
@@ -54,12 +65,15 @@ class IntegratedGradients(FillMixin, Explainer):
         reference: np.ndarray | None = None,
         n_steps: int = 50,
         batch_size: int = 64,
+        layer: str | None = None,
     ) -> None:
         self._store(locals())
 
     def _torch_proba(self, x: np.ndarray) -> np.ndarray:
         """``softmax(model(x))`` as float64 numpy (softmax in the model's dtype)."""
-        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=execution.model_dtype(self.model))
+        ids = np.asarray(x).dtype.kind in "iu"
+        dtype = torch.int64 if ids else execution.model_dtype(self.model)
+        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
         out = execution.batched(self.model, xt, lambda xb: torch.softmax(self.model(xb), dim=1),
                                 batch_size=self.batch_size)
         assert isinstance(out, torch.Tensor)
@@ -94,8 +108,51 @@ class IntegratedGradients(FillMixin, Explainer):
         assert isinstance(out, torch.Tensor)
         return out.double().numpy()
 
+    def _embedding_layer(self) -> str:
+        """The embedding to integrate over: ``layer`` or the model's first ``nn.Embedding``."""
+        if self.layer is not None:
+            if not isinstance(hooks.resolve(self.model, self.layer), torch.nn.Embedding):
+                raise InputError(f"layer {self.layer!r} is not a torch.nn.Embedding; pass the "
+                                 "embedding of the token / byte ids")
+            return self.layer
+        for name, module in self.model.named_modules():
+            if isinstance(module, torch.nn.Embedding):
+                return name
+        raise InputError("IntegratedGradients on token / byte ids needs a model with a "
+                         "torch.nn.Embedding (or pass layer=...)")
+
+    def _position_attributions(self, x: np.ndarray) -> np.ndarray:
+        """IG over the embedding per position, float64 ``N×T`` (see the module docstring)."""
+        layer, target, steps = self._embedding_layer(), self.target_, self.n_steps
+        pairs = torch.stack([torch.as_tensor(x, dtype=torch.int64),
+                             torch.as_tensor(self._fill(x), dtype=torch.int64)], dim=1)
+
+        def embed(ids: torch.Tensor) -> torch.Tensor:
+            with hooks.capture(self.model, layer) as out:
+                self.model(ids)
+            return out[layer]
+
+        def attribute(batch: torch.Tensor) -> torch.Tensor:
+            ids = batch[:, 0]
+            emb, base = embed(ids), embed(batch[:, 1])
+            total = torch.zeros_like(emb)
+            for alpha in (torch.arange(steps, dtype=emb.dtype) + 0.5) / steps:
+                point = (base + alpha * (emb - base)).requires_grad_(True)
+                with hooks.intervene(self.model, layer, lambda _out, p=point: p):
+                    score = check_class_outputs(self.model(ids))[:, target].sum()
+                total += torch.autograd.grad(score, point)[0]
+            return ((emb - base) * total / steps).sum(dim=-1).detach()
+
+        out = execution.batched(self.model, pairs, attribute, batch_size=self.batch_size,
+                                grad=True, freeze=True)
+        assert isinstance(out, torch.Tensor)
+        return out.double().numpy()
+
     def _explain(self, x: np.ndarray) -> tuple[np.ndarray, None, dict]:
-        pix_attr = self._pixel_attributions(x)
+        if self.space_.integer:
+            pix_attr = self._position_attributions(x)
+        else:
+            pix_attr = self._pixel_attributions(x)
         pix_sum = pix_attr.sum(axis=1).reshape(len(x), -1) if x.ndim == 4 else pix_attr
         segs = self.space_.segments(x).reshape(len(x), -1)
         width = n_features(self.space_, x)

@@ -20,9 +20,11 @@ from deepscope.explain.sampling import render
 class KernelShap(FillMixin, Explainer):
     """KernelSHAP through ``shap.KernelExplainer`` (black box: ``predict_proba`` goes to ``fit``).
 
-    Images: the explained function maps a coalition over the feature space to the target's
-    probability of the input with the "off" features filled (the background is the all-off
-    coalition), as in shap's superpixel examples. Rows: ``KernelExplainer`` on the black box
+    Images and sequences: the explained function maps a coalition over the feature space to
+    the target's probability of the input with the "off" features filled (the background is
+    the all-off coalition), as in shap's superpixel and text-masking examples; with a
+    :class:`~deepscope.explain.features.SequenceSpace` the features are positions and "off"
+    writes the fill id (int64 throughout). Rows: ``KernelExplainer`` on the black box
     with a background of the fitting rows' mean (or ``background`` rows).
 
     Parameters
@@ -36,7 +38,7 @@ class KernelShap(FillMixin, Explainer):
         non-zero attributions, too few for top-40 rankings, so the default here is ``False``
         (all features, plain weighted least squares).
     fill : {"zero", "mean", "blur"}
-        How "off" features are filled (images).
+        How "off" features are filled (images; sequences: ``"zero"`` = the space's fill id).
     reference : ndarray, optional
         Inputs whose mean is the ``"mean"`` fill (default: the fitting inputs).
     background : ndarray, optional
@@ -74,8 +76,8 @@ class KernelShap(FillMixin, Explainer):
 
         state = np.random.get_state()  # noqa: NPY002 - shap samples with the global RNG
         try:
-            if x.ndim == 4:
-                out = self._explain_images(x, shap)
+            if x.ndim == 4 or self.space_.integer:
+                out = self._explain_coalitions(x, shap)
             else:
                 out = self._explain_rows(x, shap)
         finally:
@@ -91,7 +93,8 @@ class KernelShap(FillMixin, Explainer):
                                      silent=True)
         return np.asarray(vals).reshape(-1)
 
-    def _explain_images(self, x: np.ndarray, shap: Any) -> np.ndarray:
+    def _explain_coalitions(self, x: np.ndarray, shap: Any) -> np.ndarray:
+        """Images and sequences: ``KernelExplainer`` over coalitions of the feature space."""
         segs = self.space_.segments(x)
         fills = self._fill(x)
         width = n_features(self.space_, x)
