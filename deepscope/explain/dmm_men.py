@@ -123,7 +123,7 @@ class DMMMEN(Explainer):
         self,
         space: FeatureSpace | None = None,
         *,
-        mode: str = "global",
+        mode: str = "local",
         n_samples: int = 500,
         fused: float = 0.0,
         depth: int = 3,
