@@ -166,7 +166,8 @@ def test_constant_black_box_gives_zero_attributions():
 def test_local_mode_on_several_boxes_and_seeds(seed):
     """On every default box (tabular and int64 sequences), four seeds: DMM-MEN's rule
     ("coef") has P@k >= 0.9 against the rule's features and its default attribution P@k >= 0.9
-    against the rule's features plus the open gates, both above LIME and KernelSHAP (500
+    against the rule's features plus the open gates, both above LIME and KernelSHAP (ties allowed
+on the one-gate boxes, where the peers can reach 1.0 too; 500
     queries each; KernelSHAP's tabular background is the zero fill DMM-MEN nullifies with)."""
     from deepscope.explain import SequenceSpace
     from deepscope.explain.groundtruth import default_boxes, precision_table
@@ -189,8 +190,11 @@ def test_local_mode_on_several_boxes_and_seeds(seed):
                 for key in ("precision", "precision_with_gates")}
         assert row["rule"]["precision"] >= 0.9, (box, row)
         assert row["effect"]["precision_with_gates"] >= 0.9, (box, row)
-        assert row["rule"]["precision"] > best["precision"], (box, row)
-        assert row["effect"]["precision_with_gates"] > best["precision_with_gates"], (box, row)
+        # strictly above where regimes matter (several gates); on one gate the peers can tie
+        above = np.greater if "1 gate" not in box else np.greater_equal
+        assert above(row["rule"]["precision"], best["precision"]), (box, row)
+        assert above(row["effect"]["precision_with_gates"], best["precision_with_gates"]), (
+            box, row)
 
 
 def test_split_effects_and_deletion_path():
