@@ -47,7 +47,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.linalg import cho_solve, cholesky
 
 from deepscope.explain._gibbs import effective_sample_size, log_en_density
