@@ -8,9 +8,9 @@ features plus the open gates ("rule + gates": the gates whose nullification swit
 region, which do change the output). DMM-MEN's ``coef`` attribution reports the input's regime
 (its rule), its default ``contribution`` the effect of nullifying each feature alone (gates
 included). The global mode is left out here: fitted on 200 inputs × 500 queries it costs
-seconds per explanation. KernelSHAP's tabular background is the zero fill every other explainer nullifies
-with (sequences: the fill id, as for every sequence explainer); LIME's tabular explainer samples
-from the fitting rows (its own design).
+seconds per explanation. KernelSHAP's tabular background is the zero fill every other
+explainer nullifies with (sequences: the fill id, as for every sequence explainer); LIME's
+tabular explainer samples from the fitting rows (its own design).
 """
 
 from __future__ import annotations
