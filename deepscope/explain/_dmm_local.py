@@ -72,12 +72,17 @@ def explain_local(ex: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]
         out[i, :d] = {"coef": fit.coef, "contribution": fit.effect,
                       "path": fit.deletion_path()}[ex.attribution]
         fits.append(fit)
+    rhat = np.array([f.rhat for f in fits])
     extras = {
         "mode": "local",
         "n_samples": ex.n_samples,
         "fit_r2": float(np.mean([f.r2 for f in fits])),
-        "rhat_loglik": [round(f.rhat, 4) for f in fits],
-        "ess_loglik": [round(f.ess, 2) for f in fits],
+        # scalars: the median split R-hat and the mean ESS of the log-likelihood over inputs
+        "rhat_loglik": float(np.nanmedian(rhat)) if np.isfinite(rhat).any() else float("nan"),
+        "ess_loglik": float(np.mean([f.ess for f in fits])),
+        "rhat_loglik_per_input": [round(f.rhat, 4) for f in fits],
+        "ess_loglik_per_input": [round(f.ess, 2) for f in fits],
+        "kept_draws_per_chain": ex._sweeps[0] - ex._sweeps[1],
         "share_of_own_component": [round(f.share, 4) for f in fits],
         "components_used": [round(f.n_used, 2) for f in fits],
         "tree_splits": [list(f.splits) for f in fits],
