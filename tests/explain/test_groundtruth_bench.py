@@ -24,3 +24,14 @@ def test_lines_and_verdicts():
     assert gtb.target_lines(_gt(0.95, 0.6))[0].split(" — ")[1].startswith("met")
     assert gtb.target_lines(_gt(0.95, 0.95))[0].split(" — ")[1].startswith("tie")
     assert gtb.target_lines(_gt(0.85, 0.6))[0].split(" — ")[1].startswith("missed")
+
+
+def test_bench_dmm_rows_name_their_mode():
+    """The benchmark's global row must not fall back to DMMMEN's default (local) mode."""
+    from bench.explain_run import DMM_MEN
+    from deepscope.explain import DMMMEN
+
+    for mode, make in DMM_MEN.items():
+        params = make(500)
+        assert params["mode"] == mode
+        assert DMMMEN(**params).mode == mode
