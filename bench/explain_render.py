@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import explain_groundtruth
 from bench.explain_pictures import disassemble
 
 VERDICT_MARK = {"win": "**win**", "tie": "tie", "loss": "*loss*"}
@@ -162,12 +163,15 @@ def render(results: dict[str, Any], pictures: dict[str, list[str]]) -> str:
         lines += _setting_lines(st, pictures.get(key, []), missed)
         for v, c in tally(st).items():
             overall[v] += c
-    if "groundtruth" in results:
-        lines += _groundtruth_lines(results["groundtruth"])
+    gt = results.get("groundtruth")
+    if gt is not None:
+        lines += (explain_groundtruth.lines(gt) if "tables" in gt else _groundtruth_lines(gt))
     lines += ["## Summary and targets", "",
               f"Over all cells: {overall['win']} wins, {overall['tie']} ties, "
               f"{overall['loss']} losses of DMM-MEN against the better of LIME / KernelSHAP at "
               "equal budget.", "", "Targets of the issue (timings from a shared machine):", "",
-              *target_lines(results), "", "Losses (target: none):", ""]
+              *target_lines(results),
+              *(explain_groundtruth.target_lines(gt) if gt and "tables" in gt else []),
+              "", "Losses (target: none):", ""]
     lines += [f"- {m}" for m in missed] or ["- none"]
     return "\n".join([*lines, ""])

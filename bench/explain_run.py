@@ -48,7 +48,7 @@ def _dmm_local(budget: int) -> dict[str, Any]:
 def _dmm_global(budget: int) -> dict[str, Any]:
     # NeurIPS'18: one mixture over the group's inputs and their perturbed copies; every input
     # costs its own query plus n_local perturbations = the budget
-    return {"n_local": budget - 1}
+    return {"mode": "global", "n_local": budget - 1}
 
 
 #: DMM-MEN's configuration at a budget — the one place to adjust it.

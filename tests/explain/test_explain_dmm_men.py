@@ -1,4 +1,4 @@
-"""DMM-MEN on small black boxes: contract, determinism, validation."""
+"""DMM-MEN (global mode) on small black boxes: contract, determinism, validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from deepscope.errors import InputError, NotFittedError
 from deepscope.explain import DMMMEN, GridSpace, SuperpixelSpace, class_logit, get
 
-FAST = {"n_sweeps": 40, "burn_in": 20, "n_chains": 1, "n_local": 10, "progress": False}
+FAST = {"mode": "global", "n_sweeps": 40, "burn_in": 20, "n_chains": 1, "n_local": 10,
+        "progress": False}
 
 
 def test_class_logit_is_exact_where_probabilities_saturate():

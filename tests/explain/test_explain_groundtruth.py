@@ -31,11 +31,12 @@ def test_black_box_is_what_it_says():
         piecewise_linear(5, 3, 2)
 
 
-def test_dmm_men_recovers_the_relevant_features_better_than_lime_and_shap():
+def test_global_dmm_men_recovers_the_relevant_features_better_than_lime_and_shap():
     bb = piecewise_linear(16, 3, 3, seed=0)
     x = bb.sample(600, seed=1)
     dmm = DMMMEN(
-        n_components=6, n_local=0, attribution="coef", n_sweeps=100, burn_in=50, n_chains=2,
+        mode="global", n_components=6, n_local=0, attribution="coef", n_sweeps=100, burn_in=50,
+        n_chains=2,
         progress=False,
     ).fit(x, bb.predict_proba, target=1)
     xe = x[:10]
