@@ -8,7 +8,10 @@ Seeding rules (:data:`SEEDING`, by explainer name; unknown names get ``"fixed"``
 - ``"per-shard"`` (random features): one draw per call; shard ``k`` gets
   :func:`~deepscope.distributed.shards.shard_seed` ``(seed, k)``, so the result is the same
   for the same seed and shard size (not the local draw).
-- ``"fixed"`` (DMM-MEN's explain step, Integrated Gradients): ``explain`` is deterministic
+- ``"dmm-men"``: per-input seeds as LIME (the local mode seeds input ``i`` with ``seed + i``)
+  *and* shards aligned to the batches (the global mode's explain step queries the model), so
+  both modes equal the local run for any shard size.
+- ``"fixed"`` (Integrated Gradients): ``explain`` is deterministic
   given the fit; shards are aligned to the explainer's ``batch_size`` so the model sees the
   local run's batches and the result is bitwise the local one.
 
@@ -59,6 +62,8 @@ FIXED = Seeding("fixed", None, batch_aligned=True)
 SEEDING.register("lime")(PER_INPUT)
 SEEDING.register("kernel-shap")(PER_INPUT)
 SEEDING.register("random")(PER_SHARD)
+SEEDING.register("dmm-men")(Seeding("dmm-men", lambda seed, _index, start: seed + start,
+                                    batch_aligned=True))
 
 
 def seeding_of(explainer: Explainer) -> Seeding:

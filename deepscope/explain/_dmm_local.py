@@ -52,7 +52,7 @@ def explain_local(ex: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]
     fits: list[LocalFit] = []
     for i in progress_range(len(x), "DMM-MEN local", ex.progress):
         d = n_features(ex.space_, x[i : i + 1])
-        rng = np.random.default_rng(np.random.SeedSequence([ex.seed, i]))
+        rng = np.random.default_rng(np.random.SeedSequence([ex.seed + i]))
         keep, inputs = local_design(ex, x[i], fills[i], d, rng)
         y = class_logit(ex.black_box_(inputs), ex.target_)
         fit = run_local(
@@ -67,7 +67,7 @@ def explain_local(ex: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]
             burn_in=ex._sweeps[1],
             n_chains=ex._chains,
             alpha_prior=tuple(ex.alpha_prior),
-            seed=np.random.SeedSequence([ex.seed, i, 1]),
+            seed=np.random.SeedSequence([ex.seed + i, 1]),
         )
         out[i, :d] = {"coef": fit.coef, "contribution": fit.effect,
                       "path": fit.deletion_path()}[ex.attribution]

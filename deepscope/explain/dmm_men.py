@@ -112,7 +112,9 @@ class DMMMEN(Explainer):
     batch_size : int
         Inputs per black-box call.
     seed : int
-        Seed of the perturbations and the chains.
+        Seed of the perturbations and the chains; in local mode input ``i`` of an ``explain``
+        call uses ``seed + i`` (as LIME and KernelSHAP do), so explaining a slice that starts
+        at ``start`` with ``seed + start`` gives the same attributions.
     progress : bool
         Show a progress bar while sampling.
     """

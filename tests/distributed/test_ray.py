@@ -87,12 +87,19 @@ def test_lime_on_ray_equals_the_local_run_bitwise_for_any_shard_size(session, ml
 def test_deterministic_and_stochastic_explainers(session, mlp):
     model, x = mlp
     proba = explain.model_proba(model)
-    dmm = explain.get("dmm-men", n_sweeps=12, burn_in=4, n_local=4, n_chains=1, seed=0,
-                      progress=False).fit(x.numpy(), proba, target=3)
+    dmm = explain.get("dmm-men", mode="global", n_sweeps=12, burn_in=4, n_local=4,
+                      n_chains=1, seed=0, progress=False).fit(x.numpy(), proba, target=3)
     local = dmm.explain(x.numpy())
     e = distributed.explain(dmm, x.numpy(), workers=2, shard_size=4, progress=False)
     assert np.array_equal(e.attributions, local.attributions)
     assert np.array_equal(e.component, local.component)
+    # the local mode draws per input (seed + i): equal to the local run for any shard size
+    dmm = explain.get("dmm-men", mode="local", n_samples=60, seed=2,
+                      progress=False).fit(x.numpy(), proba, target=3)
+    local = dmm.explain(x.numpy())
+    for size in (3, 5):
+        e = distributed.explain(dmm, x.numpy(), workers=2, shard_size=size, progress=False)
+        assert np.array_equal(e.attributions, local.attributions, equal_nan=True)
     # the random baseline draws once per call: the same for the same seed and shard size
     rnd = explain.get("random", seed=5).fit(x.numpy(), proba, target=3)
     a = distributed.explain(rnd, x.numpy(), workers=2, shard_size=4, progress=False)
