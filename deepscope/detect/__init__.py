@@ -1,5 +1,6 @@
 """Adversarial-input detection: AmI (attribute-steered models), feature squeezing, their union,
-and the peers: Mahalanobis (Lee et al.), LID (Ma et al.), the logit-margin baseline.
+and the peers: Mahalanobis (Lee et al.), LID (Ma et al.), the logit-margin baseline,
+and ART's BinaryActivationDetector (a trained detector, through the real package).
 
 Example
 -------
@@ -23,6 +24,7 @@ from deepscope.detect.ami import (
     preserve,
     substitute,
 )
+from deepscope.detect.art_binary import ARTBinaryActivationDetector
 from deepscope.detect.base import DETECTORS, DetectionResult, Detector, quantile_threshold
 from deepscope.detect.calibration import HeldOut, hold_out, split_calibration
 from deepscope.detect.evaluate import DetectionReport, evaluate
@@ -39,6 +41,7 @@ from deepscope.detect.registry import detector_class, get, names, param_names
 
 __all__ = [
     "DETECTORS",
+    "ARTBinaryActivationDetector",
     "AmIDetector",
     "AttributeProbeResult",
     "AttributeSet",
