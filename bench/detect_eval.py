@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from deepscope._stats import wilson_interval
+from deepscope.detect import quantile_threshold
 from deepscope.models import inference
 
-__all__ = ["auc", "rate_ci", "roc_points", "timing"]
+__all__ = ["auc", "crossfit", "rate_ci", "roc_points", "timing"]
 
 
 def rate_ci(k: int, n: int) -> dict[str, Any]:
@@ -58,3 +59,29 @@ def timing(model: torch.nn.Module, det: Any, x: torch.Tensor, repeats: int = 3
 
     t_model, t_det = best(forward), best(lambda: det.score(x))
     return {"model_s": t_model, "score_s": t_det, "ratio": t_det / t_model, "batch": len(x)}
+
+
+def crossfit(scores: dict[str, list[float]], sources: dict[str, list[int]],
+             fold: dict[int, int], target_fpr: float) -> dict[str, dict[str, Any]]:
+    """Counts when the threshold is set on held-out benign faces, cross-fitted over two folds.
+
+    For each fold f, the threshold is the ``target_fpr`` quantile of the held-out and mirrored
+    benign scores of the faces in fold f; it is applied to every sample (benign or
+    adversarial) whose source test face is in the other fold; the counts of both directions
+    are added. ``sources[key][i]`` is the test index sample ``i`` of set ``key`` comes from;
+    ``fold[test index]`` is 0 or 1. The calibration (training) faces are left out.
+    """
+    counts = {k: [0, 0] for k in scores if k != "calib"}
+    for f in (0, 1):
+        cal = [v for key in ("heldout", "mirror")
+               for v, i in zip(scores[key], sources[key], strict=True) if fold[i] == f]
+        thr = quantile_threshold(torch.tensor(cal), target_fpr)
+        for key in counts:
+            for v, i in zip(scores[key], sources[key], strict=True):
+                if fold[i] != f:
+                    counts[key][0] += int(v > thr)
+                    counts[key][1] += 1
+    out = {k: rate_ci(*c) for k, c in counts.items()}
+    both = [counts["heldout"][j] + counts["mirror"][j] for j in (0, 1)]
+    out["benign held-out"] = rate_ci(*both)
+    return out

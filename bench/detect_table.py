@@ -38,10 +38,10 @@ from typing import Any
 import torch
 
 from bench.ami_attacks import ARCH, DATASET, bench_model
-from bench.ami_table import VARIANTS, detector_rows
+from bench.ami_table import VARIANTS, detector_rows, fold_masks
 from bench.common import RESULTS, machine, require_data, set_threads, write_text
 from bench.detect_attacks import ADAPTIVE, COLUMNS, adaptive_set, cache_dir, plain_sets
-from bench.detect_eval import auc, rate_ci, timing
+from bench.detect_eval import auc, crossfit, rate_ci, timing
 from bench.detect_render import plot_roc, render
 from deepscope.audit.detector_fit import benign_indices, fit_detector
 from deepscope.data import load
@@ -60,7 +60,10 @@ JOINTS = {"Joint (AmI ∪ FS 5-bit+median)": ("AmI", FS_5),
           "Joint (AmI ∪ FS 7-bit)": ("AmI", FS_7),
           "Joint (margin ∪ FS 5-bit+median ∪ Mahalanobis)": ("Margin (top-2 logit gap)", FS_5,
                                                              "Mahalanobis"),
-          "Joint (margin ∪ FS 5-bit+median ∪ LID)": ("Margin (top-2 logit gap)", FS_5, "LID")}
+          "Joint (margin ∪ FS 5-bit+median ∪ LID)": ("Margin (top-2 logit gap)", FS_5, "LID"),
+          "Joint (AmI ∪ margin ∪ FS 5-bit ∪ FS 7-bit ∪ Mahalanobis ∪ LID ∪ ART)": (
+              "AmI", "Margin (top-2 logit gap)", FS_5, FS_7, "Mahalanobis", "LID",
+              "ART BinaryActivationDetector")}
 FAMILIES = ("patch/glasses", "C&W κ=0", "FGSM/BIM", "C&W κ>0", "adaptive")
 
 
@@ -72,12 +75,15 @@ def split_training(model, train, seed: int = 0):
     return train.subset(keep[fit_idx]), train.x[keep[cal_idx]]
 
 
-def benign_sets(model, test, x_cal) -> dict[str, torch.Tensor]:
-    """Calibration faces, held-out test faces and their mirror images (correctly classified)."""
+def benign_sets(model, test, x_cal) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """Calibration faces, held-out test faces and their mirror images (correctly classified),
+    and the test index of every held-out / mirrored face."""
     mirror = test.x.flip(-1)
     ok = predict_logits(model, test.x).argmax(1) == test.y
     ok_m = predict_logits(model, mirror).argmax(1) == test.y
-    return {"calib": x_cal, "heldout": test.x[ok], "mirror": mirror[ok_m]}
+    sources = {"heldout": torch.nonzero(ok).flatten().tolist(),
+               "mirror": torch.nonzero(ok_m).flatten().tolist()}
+    return {"calib": x_cal, "heldout": test.x[ok], "mirror": mirror[ok_m]}, sources
 
 
 def fit_rows(rows, model, train_fit, x_cal, target_fpr: float, ws, log):
@@ -121,8 +127,10 @@ def score_all(fitted, sets: dict[str, torch.Tensor], log) -> dict[str, dict[str,
     return out
 
 
-def summarise(fitted, scores, families: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """FP and detection counts with 95 % Wilson intervals, AUC per family, per detector."""
+def summarise(fitted, scores, families: dict[str, str], sources, fold, target_fpr: float
+              ) -> dict[str, dict[str, Any]]:
+    """FP and detection counts with 95 % Wilson intervals (thresholds from the training
+    faces, and cross-fitted on held-out faces), AUC per family, per detector."""
     out: dict[str, dict[str, Any]] = {}
     for name, det in fitted.items():
         thr = float(det.threshold_)
@@ -135,7 +143,8 @@ def summarise(fitted, scores, families: dict[str, str]) -> dict[str, dict[str, A
         for fam in FAMILIES:
             pos = [v for k, f in families.items() if f == fam for v in s.get(k, [])]
             aucs[fam] = auc(benign, pos) if pos else None
-        out[name] = {"threshold": thr, "counts": counts, "auc": aucs}
+        out[name] = {"threshold": thr, "counts": counts, "auc": aucs,
+                     "crossfit": crossfit(s, sources, fold, target_fpr)}
     return out
 
 
@@ -175,10 +184,13 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                                "success": int(got["ok"].sum()), "meta": got["meta"]}
         log(f"{name}: {int(got['ok'].sum())}/{len(got['ok'])} ({time.perf_counter() - t:.0f}s)")
 
-    sets = benign_sets(model, test, x_cal)
+    sets, sources = benign_sets(model, test, x_cal)
     sets.update({k: v["x"][v["ok"]] for k, v in adv.items()})
+    sources.update({k: v["idx"][v["ok"]].tolist() for k, v in adv.items()})
+    first, _ = fold_masks(test)
+    fold = {i: 0 if bool(first[i]) else 1 for i in range(len(test))}
     scores = score_all(fitted, sets, log)
-    summary = summarise(fitted, scores, families)
+    summary = summarise(fitted, scores, families, sources, fold, args.target_fpr)
     cost = {name: timing(model, det, test.x[:32]) for name, det in fitted.items()}
     payload = {
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
