@@ -40,7 +40,14 @@ import torch
 from bench.ami_attacks import ARCH, DATASET, bench_model
 from bench.ami_table import VARIANTS, detector_rows, fold_masks
 from bench.common import RESULTS, machine, require_data, set_threads, write_text
-from bench.detect_attacks import ADAPTIVE, COLUMNS, adaptive_set, cache_dir, plain_sets
+from bench.detect_attacks import (
+    ADAPTIVE,
+    COLUMNS,
+    MIRRORED,
+    adaptive_set,
+    cache_dir,
+    plain_sets,
+)
 from bench.detect_eval import auc, crossfit, rate_ci, timing
 from bench.detect_render import plot_roc, render
 from deepscope.audit.detector_fit import benign_indices, fit_detector
@@ -148,6 +155,21 @@ def summarise(fitted, scores, families: dict[str, str], sources, fold, target_fp
     return out
 
 
+def _attack_info(v: dict[str, Any]) -> dict[str, Any]:
+    m = v["meta"]
+    return {"attack": m.get("attack"), "target": m.get("target"), "params": m.get("params"),
+            "n": len(v["ok"]), "success": int(v["ok"].sum()), "seconds": m.get("seconds")}
+
+
+def merge_mirrored(adv: dict[str, dict[str, Any]]) -> None:
+    """Fold every mirrored cell into its base column (images, success flags, source faces)."""
+    for key, base in MIRRORED.items():
+        if key in adv and base in adv:
+            m, b = adv.pop(key), adv[base]
+            adv[base] = {"x": torch.cat([b["x"], m["x"]]), "ok": torch.cat([b["ok"], m["ok"]]),
+                         "idx": torch.cat([b["idx"], m["idx"]]), "meta": b["meta"]}
+
+
 def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     t_start = time.perf_counter()
     model = bench_model(args.checkpoint)
@@ -156,7 +178,11 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     acc = {"test": evaluate(model, test).accuracy, "train": evaluate(model, train).accuracy}
     log(f"accuracy {acc}")
     folder = cache_dir(args.checkpoint)
-    adv = plain_sets(model, folder, args.faces, args.slow_faces, args.cells, log)
+    only = None if args.cells is None else [
+        *args.cells, *(k for k, b in MIRRORED.items() if b in args.cells)]
+    adv = plain_sets(model, folder, args.faces, args.slow_faces, only, log)
+    attack_info = {k: _attack_info(v) for k, v in adv.items()}
+    merge_mirrored(adv)
 
     train_fit, x_cal = split_training(model, train)
     rows = {**detector_rows(n_pairs=args.pairs), **PEERS}
@@ -201,10 +227,9 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         "n_benign": {k: len(v) for k, v in sets.items() if k in ("calib", "heldout", "mirror")},
         "columns": [[k, title, fam] for k, title, fam in COLUMNS if k in adv],
         "adaptive": adaptive_meta, "families": families,
-        "attacks": {k: {"attack": v["meta"].get("attack"), "target": v["meta"].get("target"),
-                        "params": v["meta"].get("params"), "n": len(v["ok"]),
-                        "success": int(v["ok"].sum()),
-                        "seconds": v["meta"].get("seconds")} for k, v in adv.items()},
+        "attacks": {**attack_info, **{k: _attack_info(v) for k, v in adv.items()
+                                      if k not in attack_info}},
+        "column_success": {k: int(v["ok"].sum()) for k, v in adv.items()},
         "rows": {name: {"method": getattr(det, "name", ""), **summary[name],
                         "cost": cost[name],
                         "config": (det.config_.to_dict() if hasattr(det, "config_") else None)}
