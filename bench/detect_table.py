@@ -275,7 +275,11 @@ def main(argv: list[str] | None = None) -> None:
         payload["note"] = args.note
         write_text(js, json.dumps(payload, indent=0))
     plot_roc(payload, args.out / f"{args.name}_roc.png")
-    write_text(md, render(payload, roc_png=f"{args.name}_roc.png"))
+    text = render(payload, roc_png=f"{args.name}_roc.png")
+    notes = args.out / f"{args.name}.notes.md"  # hand-written reading of the numbers
+    if notes.exists():
+        text += "\n## Notes (written after the run, from the numbers above)\n\n" + notes.read_text()
+    write_text(md, text)
     print(f"wrote {md}")
 
 
