@@ -127,6 +127,13 @@ class Logistic:
         zd = z.detach().double().to(self.w.device)
         return ((zd - self.mu) / self.sd) @ self.w + self.b
 
+    def log_odds(self, z: torch.Tensor) -> torch.Tensor:
+        """The decision values of ``z`` (N×D) like ``__call__``, differentiable in ``z``
+        (adaptive attacks minimise them), float64 on ``z``'s device."""
+        dev = z.device
+        return (((z.double() - self.mu.to(dev)) / self.sd.to(dev)) @ self.w.to(dev)
+                + self.b.to(dev))
+
     def arrays(self) -> dict[str, torch.Tensor]:
         return {"lr_mu": self.mu, "lr_sd": self.sd, "lr_w": self.w, "lr_b": self.b}
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from deepscope._validate import check_int, check_number, check_probability
+from deepscope.detect._adaptive import AdaptiveTerms
 from deepscope.detect._features import (
     Logistic,
     default_feature_layers,
@@ -202,6 +203,28 @@ class LIDDetector(Detector):
         z = torch.stack([lid_mle(a.double().cpu(), r, self.k)
                          for a, r in zip(feats, self.reference_, strict=True)], 1)
         return self.combiner_(z).to(x.device, x.dtype)
+
+    # ------------------------------------------------------------------ adaptive attacks
+    def adaptive_terms(self) -> AdaptiveTerms:
+        """The terms :class:`deepscope.attacks.AdaptiveLID` attacks: the model as the one view;
+        as the penalty, the combiner's log-odds on the LID estimates of the input's activations
+        against the stored benign reference minibatch (the detector's own score, differentiable
+        through ``torch.cdist``); this detector's decision."""
+        self._check_fitted()
+        device = execution.model_device(self.model)
+
+        def views(x: torch.Tensor) -> list[torch.Tensor]:
+            return [self.model(x.to(device))]
+
+        def penalty(x: torch.Tensor, labels: torch.Tensor, _: list[torch.Tensor]
+                    ) -> torch.Tensor:
+            feats = layer_features(self.model, x.to(device), self.layers_, pooled=False,
+                                   detach=False)
+            z = torch.stack([lid_mle(a, r.to(a.device), self.k)
+                             for a, r in zip(feats, self.reference_, strict=True)], 1)
+            return self.combiner_.log_odds(z)
+
+        return AdaptiveTerms(self.name, self.model, views, penalty, self.detect)
 
     # ------------------------------------------------------------------ state
     def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from deepscope._validate import check_int, check_number, check_probability
+from deepscope.detect._adaptive import AdaptiveTerms, straight_through
 from deepscope.detect._features import (
     Logistic,
     auroc,
@@ -243,6 +244,48 @@ class MahalanobisDetector(Detector):
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         return self.combiner_(self._confidences(x, self.epsilon_)).to(x.device, x.dtype)
+
+    # ------------------------------------------------------------------ adaptive attacks
+    def adaptive_terms(self) -> AdaptiveTerms:
+        """The terms :class:`deepscope.attacks.AdaptiveMahalanobis` attacks: the model as the
+        one view; as the penalty, the combiner's log-odds on ``−d_ℓ(f_ℓ(x̂_ℓ), t)``, the
+        squared distance of every layer's features to the Gaussian of the *adversarial* label
+        ``t`` (the nearest class's when ``t`` had no benign fitting input), with the
+        pre-processing ``x̂_ℓ`` through a straight-through estimator (BPDA); this detector's
+        decision."""
+        self._check_fitted()
+        device = execution.model_device(self.model)
+
+        def views(x: torch.Tensor) -> list[torch.Tensor]:
+            return [self.model(x.to(device))]
+
+        def penalty(x: torch.Tensor, labels: torch.Tensor, _: list[torch.Tensor]
+                    ) -> torch.Tensor:
+            x = x.to(device)
+            n = x.shape[0]
+            if self.epsilon_ > 0:
+                pre = self._preprocess(x.detach(), self.epsilon_)
+                batch = torch.cat([straight_through(x, p) for p in pre])
+                feats = layer_features(self.model, batch, self.layers_, pooled=True,
+                                       detach=False)
+                feats = [f[i * n:(i + 1) * n] for i, f in enumerate(feats)]
+            else:
+                feats = layer_features(self.model, x, self.layers_, pooled=True, detach=False)
+            z = torch.stack([-self._class_distance(i, f, labels) for i, f in enumerate(feats)],
+                            1)
+            return self.combiner_.log_odds(z)
+
+        return AdaptiveTerms(self.name, self.model, views, penalty, self.detect)
+
+    def _class_distance(self, i: int, f: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Squared distance of features ``f`` (layer ``i``) to the Gaussian of each label."""
+        classes, means, precision = self.gaussians_[i]
+        d = mahalanobis_distances(f, means, precision)
+        classes = classes.to(d.device)
+        labels = labels.to(d.device)
+        idx = torch.searchsorted(classes, labels).clamp(max=len(classes) - 1)
+        own = d.gather(1, idx[:, None]).squeeze(1)
+        return torch.where(classes[idx] == labels, own, d.min(1).values)
 
     # ------------------------------------------------------------------ state
     def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

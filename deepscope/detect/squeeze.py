@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepscope._validate import check_int
+from deepscope.detect._adaptive import AdaptiveTerms, straight_through
 from deepscope.detect.base import DETECTORS, Detector
 from deepscope.errors import InputError
 from deepscope.models.execution import inference, model_device
@@ -89,6 +90,26 @@ class FeatureSqueezingDetector(Detector):
             out.append((f"median-{self.median_size}x{self.median_size}",
                         lambda x, m=self.median_size: median_filter(x, m)))
         return out
+
+    def adaptive_terms(self) -> AdaptiveTerms:
+        """The terms :class:`deepscope.attacks.AdaptiveSqueeze` attacks: the model on the input
+        and on every squeezed copy as views (bit-depth reduction through a straight-through
+        estimator, BPDA; the median filter is differentiable as it is: the gradient flows to
+        the selected pixel), this detector's score (largest L1 gap of the softmaxes) as the
+        penalty, and its decision."""
+        self._check_fitted()
+        squeeze = [fn for _, fn in self.squeezers()]
+
+        def views(x: torch.Tensor) -> list[torch.Tensor]:
+            x = x.to(model_device(self.model))
+            return [self.model(x)] + [self.model(straight_through(x, fn(x))) for fn in squeeze]
+
+        def penalty(x: torch.Tensor, labels: torch.Tensor, zs: list[torch.Tensor]
+                    ) -> torch.Tensor:
+            p = [torch.softmax(z.float(), dim=1) for z in zs]
+            return torch.stack([(q - p[0]).abs().sum(1) for q in p[1:]]).amax(0)
+
+        return AdaptiveTerms(self.name, self.model, views, penalty, self.detect)
 
     def fit(self, x_benign: torch.Tensor, *, x_calib: torch.Tensor | None = None
             ) -> FeatureSqueezingDetector:

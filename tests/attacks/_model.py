@@ -44,6 +44,7 @@ def build(seed: int = 0) -> nn.Sequential:
     ))
 
 
+@functools.lru_cache(maxsize=1)
 def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if os.environ.get("DEEPSCOPE_DATA", "").strip():
         from deepscope.data import load
@@ -73,6 +74,18 @@ def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """(model in eval mode, 24 correctly classified test images, their labels)."""
     with one_thread():
         return _train()
+
+
+@functools.lru_cache(maxsize=1)
+def benign() -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out images the model of :func:`trained` classifies correctly, other than the
+    24 it returns, and their labels (what the adaptive-attack tests fit detectors on)."""
+    model, x, _ = trained()
+    _, _, xte, yte = _data()
+    with one_thread(), torch.no_grad():
+        ok = model(xte).argmax(1) == yte
+    xb, yb = xte[ok][x.shape[0]:], yte[ok][x.shape[0]:]
+    return xb.clone(), yb.clone()
 
 
 def _train() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

@@ -13,7 +13,9 @@ from deepscope.errors import InputError, RegistryError
 
 
 def test_names_and_get():
-    assert attacks.names() == ["fgsm", "bim", "cw-l2", "cw-linf", "cw-l0", "patch", "glasses"]
+    assert attacks.names() == ["fgsm", "bim", "cw-l2", "cw-linf", "cw-l0", "patch", "glasses",
+                               "adaptive-ami", "adaptive-squeeze", "adaptive-mahalanobis",
+                               "adaptive-lid"]
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     a = attacks.get("cw-l2", model, steps=5, progress=False)
     assert isinstance(a, attacks.CarliniWagnerL2) and a.steps == 5

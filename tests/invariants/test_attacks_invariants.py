@@ -1,7 +1,7 @@
 """Invariants every registered attack must keep, run table-driven over the registry.
 
-Adding an attack to ``deepscope.attacks`` without a row in ``FAST`` fails
-``test_every_attack_has_a_row``.
+Adding an attack to ``deepscope.attacks`` without a row in ``FAST`` (or, for an adaptive attack,
+in ``ADAPTIVE`` with the detector it goes through) fails ``test_every_attack_has_a_row``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepscope import attacks
+from deepscope import attacks, detect
 from deepscope.errors import InputError
 
 _spec = importlib.util.spec_from_file_location(
@@ -34,7 +34,45 @@ FAST: dict[str, dict] = {
     "patch": {"size": 10, "steps": 30, "location": "center", "step_size": 0.1},
     "glasses": {"steps": 30, "step_size": 0.1, "thickness": 2.0, "pad": 1.0},
 }
+# Adaptive attacks: their cheap settings and the detector (name, parameters) they go through,
+# fitted on held-out digits of the model being attacked.
+ADAPTIVE: dict[str, tuple[dict, str, dict]] = {
+    "adaptive-ami": ({"eps": 0.3, "steps": 8}, "ami",
+                     {"n_pairs": 8, "alphas": (0.5,)}),
+    "adaptive-squeeze": ({"eps": 0.3, "steps": 8}, "squeeze", {}),
+    "adaptive-mahalanobis": ({"eps": 0.3, "steps": 8}, "mahalanobis", {"epsilons": (0.0,)}),
+    "adaptive-lid": ({"eps": 0.3, "steps": 8}, "lid", {"k": 5, "minibatch": 20}),
+}
+for _name, (_params, _, _) in ADAPTIVE.items():
+    FAST[_name] = _params
 NAMES = list(FAST)
+
+
+_SHARED_DETECTORS: dict[str, dict] = {}
+
+
+def _detector_kwargs(name: str, model) -> dict:
+    """``{"detector": <fitted detector on model>}`` for an adaptive attack, else ``{}``
+    (fitted once for the shared model, anew for the copies the state tests make)."""
+    if name not in ADAPTIVE:
+        return {}
+    shared = model is helper.trained()[0]
+    if shared and name in _SHARED_DETECTORS:
+        return _SHARED_DETECTORS[name]
+    out = _fit_detector(name, model)
+    if shared:
+        _SHARED_DETECTORS[name] = out
+    return out
+
+
+def _fit_detector(name: str, model) -> dict:
+    _, kind, params = ADAPTIVE[name]
+    xb, _ = helper.benign()
+    xb = xb[:60]
+    det = detect.get(kind, model, target_fpr=0.1, progress=False, **params)
+    if det.takes_boxes:
+        return {"detector": det.fit(xb, _boxes(len(xb)))}
+    return {"detector": det.fit(xb)}
 
 
 def _boxes(n: int) -> torch.Tensor:
@@ -47,6 +85,8 @@ def _call_kwargs(name: str, n: int) -> dict:
 
 
 def run(name, model, x, y, target=None, **params):
+    if "detector" not in params:
+        params = {**_detector_kwargs(name, model), **params}
     attack = attacks.get(name, model, progress=False, **{**FAST[name], **params})
     return attack(x, y, target=target, **_call_kwargs(name, x.shape[0]))
 
@@ -74,8 +114,11 @@ def _one_thread():
 
 
 def test_every_attack_has_a_row():
-    assert attacks.names() == ["fgsm", "bim", "cw-l2", "cw-linf", "cw-l0", "patch", "glasses"]
+    assert attacks.names() == ["fgsm", "bim", "cw-l2", "cw-linf", "cw-l0", "patch", "glasses",
+                               "adaptive-ami", "adaptive-squeeze", "adaptive-mahalanobis",
+                               "adaptive-lid"]
     assert sorted(FAST) == sorted(attacks.names())
+    assert all(issubclass(attacks.ATTACKS.get(n), attacks.AdaptiveAttack) for n in ADAPTIVE)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -201,11 +244,13 @@ class _Fails(torch.nn.Module):
 @pytest.mark.parametrize("name", NAMES)
 def test_model_state_restored_after_an_exception(digits, name):
     model, x, y = digits
-    m = _Fails(copy.deepcopy(model), fail_at=3)
+    m = _Fails(copy.deepcopy(model), fail_at=0)
+    extra = _detector_kwargs(name, m)  # fitted before the failures are armed
+    m.calls, m.fail_at = 0, 3
     m.train()
     flags = [p.requires_grad for p in m.parameters()]
     with pytest.raises(RuntimeError, match="boom"):
-        run(name, m, x[:4], y[:4], target="next")
+        run(name, m, x[:4], y[:4], target="next", **extra)
     assert m.training and m.inner.bn1.training
     assert [p.requires_grad for p in m.parameters()] == flags
     assert all(p.grad is None for p in m.parameters())
@@ -241,6 +286,7 @@ def test_bad_input_raises_input_error(digits, name, bad):
         target = torch.tensor([0, 1, 11])
     elif bad == "not_tensor":
         x = x.numpy()
-    attack = attacks.get(name, model, progress=False, **FAST[name])
+    attack = attacks.get(name, model, progress=False, **FAST[name],
+                         **_detector_kwargs(name, model))
     with pytest.raises(InputError):
         attack(x, y, target=target, **_call_kwargs(name, 3))

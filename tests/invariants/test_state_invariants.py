@@ -41,6 +41,10 @@ ATTACK_PARAMS: dict[str, dict[str, Any]] = {
     "cw-l0": {"steps": 3, "max_const_steps": 0},
     "patch": {"size": 3, "steps": 3},
     "glasses": {"steps": 3},
+    "adaptive-ami": {"eps": 0.2, "steps": 3},
+    "adaptive-squeeze": {"eps": 0.2, "steps": 3},
+    "adaptive-mahalanobis": {"eps": 0.2, "steps": 3},
+    "adaptive-lid": {"eps": 0.2, "steps": 3},
 }
 DETECTOR_PARAMS: dict[str, dict[str, Any]] = {
     "ami": {"layers": ["block1.relu"], "n_pairs": 8, "alphas": (0.3,), "epsilons": (1.0,)},
@@ -99,20 +103,26 @@ def task() -> tuple[nn.Module, data.Dataset, data.Dataset]:
 def _attack(name: str) -> Callable:
     def run(model, train, test):
         kw = {"boxes": BOXES.expand(8, 2, 4)} if name == "glasses" else {}
-        attacks.get(name, model, progress=False, **ATTACK_PARAMS[name])(
+        params = dict(ATTACK_PARAMS[name])
+        if name.startswith("adaptive-"):  # goes through a detector fitted on the same model
+            det = _build_detector(name.removeprefix("adaptive-"), model)
+            boxes = BOXES.expand(len(train), 2, 4)
+            params["detector"] = det.fit(train.x, boxes) if det.takes_boxes else det.fit(train.x)
+        attacks.get(name, model, progress=False, **params)(
             test.x[:8], test.y[:8], target="next", **kw)
     return run
 
 
-def _detector(name: str) -> Callable:
-    def build(model):
-        if name == "joint":
-            return detect.JointDetector([detect.FeatureSqueezingDetector(model, progress=False)],
-                                        target_fpr=0.2, progress=False)
-        return detect.get(name, model, target_fpr=0.2, progress=False, **DETECTOR_PARAMS[name])
+def _build_detector(name: str, model: nn.Module) -> detect.Detector:
+    if name == "joint":
+        return detect.JointDetector([detect.FeatureSqueezingDetector(model, progress=False)],
+                                    target_fpr=0.2, progress=False)
+    return detect.get(name, model, target_fpr=0.2, progress=False, **DETECTOR_PARAMS[name])
 
+
+def _detector(name: str) -> Callable:
     def run(model, train, test):
-        det = build(model)
+        det = _build_detector(name, model)
         boxes = BOXES.expand(len(train), 2, 4)
         det.fit(train.x, boxes) if det.takes_boxes else det.fit(train.x)
         det.detect(test.x[:6])

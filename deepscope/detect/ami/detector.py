@@ -25,6 +25,7 @@ from deepscope._validate import (
     check_number,
     check_probability,
 )
+from deepscope.detect._adaptive import AdaptiveTerms
 from deepscope.detect.ami.attributes import AttributeSet
 from deepscope.detect.ami.steering import (
     SteeredModel,
@@ -302,6 +303,17 @@ class AmIDetector(Detector):
                                threshold=float(self.threshold_), detector=self.name,
                                target_fpr=self.target_fpr, labels=labels,
                                extra={"steered_labels": steered})
+
+    def adaptive_terms(self) -> AdaptiveTerms:
+        """The terms :class:`deepscope.attacks.AdaptiveAMI` attacks (Carlini's construction):
+        the original and the calibrated steered model as two views that must agree on the
+        adversarial label (no further penalty), and this detector's decision."""
+        steered = self.steered_model()
+
+        def views(x: torch.Tensor) -> list[torch.Tensor]:
+            return list(steered.logits(x, grad=True))
+
+        return AdaptiveTerms(self.name, self.model, views, None, self.detect)
 
     # ------------------------------------------------------------------ state
     def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

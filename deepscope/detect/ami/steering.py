@@ -158,10 +158,12 @@ class SteeredModel:
 
         return fn
 
-    def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(original logits, steered logits)`` of a batch (eval mode, no gradients)."""
+    def logits(self, x: torch.Tensor, *, grad: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(original logits, steered logits)`` of a batch, in eval mode; without autograd
+        graph unless ``grad`` (adaptive attacks differentiate both through ``x``)."""
         n = x.shape[0]
-        with inference(self.model):
+        with inference(self.model, grad=bool(grad)):
             x = x.to(model_device(self.model))
             z = self._prefix_logits(x) if self.prefix is not None else self._full_logits(x)
         return z[:n], z[n:]
