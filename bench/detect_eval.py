@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from deepscope._stats import wilson_interval
-from deepscope.detect import quantile_threshold
+from deepscope.detect import quantile_threshold, wilson_interval
 from deepscope.models import inference
 
 __all__ = ["auc", "crossfit", "rate_ci", "roc_points", "timing"]

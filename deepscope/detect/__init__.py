@@ -14,6 +14,7 @@ Example
 >>> report = detect.evaluate({"AmI": ami, "FS": fs}, x, y, adversarial={"FGSM": fgsm_result})
 """
 
+from deepscope._stats import wilson_interval
 from deepscope.detect.ami import (
     AmIDetector,
     AttributeSet,
@@ -73,4 +74,5 @@ __all__ = [
     "reduce_bit_depth",
     "split_calibration",
     "substitute",
+    "wilson_interval",
 ]
