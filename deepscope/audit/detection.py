@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from deepscope import attacks
+from deepscope import attacks, detect
 from deepscope._persist import subarrays
 from deepscope._validate import check_int
+from deepscope.audit.detector_fit import build_detector
 from deepscope.data import load
 from deepscope.detect import (
     AmIDetector,
@@ -178,6 +179,18 @@ def _fit_detectors(model: torch.nn.Module, train: Any, x_cal: torch.Tensor, *,
     return ami, fs
 
 
+def _check_peers(peers: Any) -> tuple[str, ...]:
+    """The requested peer detectors: registered, box-free, not AmI / squeeze / joint."""
+    if isinstance(peers, str):
+        raise InputError(f"peers must be a sequence of detector names, got the string {peers!r}")
+    choices = [n for n in detect.names() if not detect.detector_class(n).takes_boxes
+               and n not in ("squeeze", "joint")]
+    bad = [p for p in peers if p not in choices]
+    if bad:
+        raise InputError(f"unknown peer detector(s) {bad}; choose from {', '.join(choices)}")
+    return tuple(dict.fromkeys(peers))
+
+
 def _attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     """FGSM, BIM and C&W L2 ("next") with the demo's cheap settings."""
     return {
@@ -192,9 +205,10 @@ def _attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[st
 def detection_experiment(
     *, seed: int = 0, progress: bool = True, log: Callable[[str], Any] = print,
     epochs: int | None = None, n_attack: int = 8, target_fpr: float = 0.1, n_pairs: int = 24,
-    model: torch.nn.Module | None = None,
+    model: torch.nn.Module | None = None, peers: tuple[str, ...] | list[str] = (),
 ) -> DetectionExperiment:
-    """AmI vs feature squeezing on AT&T faces (about a minute on 2 CPU cores).
+    """AmI vs feature squeezing (and, when asked, other registered detectors) on AT&T faces
+    (about a minute on 2 CPU cores).
 
     Trains ``face-cnn-26k`` on the 320 training faces with its recommended settings
     (``zoo.training_defaults``: 60 epochs, about 30 s; ``epochs`` overrides) unless ``model``
@@ -203,11 +217,18 @@ def detection_experiment(
     correctly classified benign faces, detection on the successful FGSM, BIM and C&W L2
     ("next") versions of ``n_attack`` of them.
 
+    ``peers`` adds registered detectors that need no attribute boxes (``"mahalanobis"``,
+    ``"lid"``, ``"margin"``, ``"art-binary"``: any of :func:`deepscope.detect.names` without
+    boxes), built by :func:`~deepscope.audit.detector_fit.build_detector` with the same target
+    FP and seed, fitted on the training faces and calibrated on the same faces as AmI; they
+    appear in the report under their registered names.
+
     Returns
     -------
     DetectionExperiment
     """
     check_int("n_attack", n_attack, low=1)
+    peers = _check_peers(peers)
     t0 = time.perf_counter()
     train = load("att-faces", "train", progress=progress)
     test = load("att-faces", "test", progress=progress)
@@ -230,6 +251,9 @@ def detection_experiment(
     t1 = time.perf_counter()
     ami, fs = _fit_detectors(model, train, x_cal, target_fpr=target_fpr, n_pairs=n_pairs,
                              seed=seed, progress=progress)
+    others = {name: build_detector(name, model, target_fpr=target_fpr, seed=seed,
+                                   progress=progress).fit(train.x, x_calib=x_cal)
+              for name in peers}
     t_fit = time.perf_counter() - t1
 
     log(f"detection: attacking {n_attack} held-out faces (FGSM, BIM, C&W L2)")
@@ -241,7 +265,8 @@ def detection_experiment(
     runs = _attack(model, x, test.y[pick])
     t_attack = time.perf_counter() - t2
 
-    report = evaluate(dict(zip(DETECTORS, (ami, fs), strict=True)), test.x[eval_idx],
+    report = evaluate({**dict(zip(DETECTORS, (ami, fs), strict=True)), **others},
+                      test.x[eval_idx],
                       test.y[eval_idx], adversarial=runs, model=model)
     ex_x = torch.cat([x[:2], runs["FGSM"].x_adv[:2], runs["C&W L2 (next)"].x_adv[:2]])
     return DetectionExperiment(

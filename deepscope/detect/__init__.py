@@ -1,5 +1,6 @@
 """Adversarial-input detection: AmI (attribute-steered models), feature squeezing, their union,
-and the peers: Mahalanobis (Lee et al.), LID (Ma et al.), the logit-margin baseline.
+and the peers: Mahalanobis (Lee et al.), LID (Ma et al.), the logit-margin baseline,
+and ART's BinaryActivationDetector (a trained detector, through the real package).
 
 Example
 -------
@@ -13,6 +14,7 @@ Example
 >>> report = detect.evaluate({"AmI": ami, "FS": fs}, x, y, adversarial={"FGSM": fgsm_result})
 """
 
+from deepscope._stats import wilson_interval
 from deepscope.detect.ami import (
     AmIDetector,
     AttributeSet,
@@ -23,6 +25,7 @@ from deepscope.detect.ami import (
     preserve,
     substitute,
 )
+from deepscope.detect.art_binary import ARTBinaryActivationDetector
 from deepscope.detect.base import DETECTORS, DetectionResult, Detector, quantile_threshold
 from deepscope.detect.calibration import HeldOut, hold_out, split_calibration
 from deepscope.detect.evaluate import DetectionReport, evaluate
@@ -39,6 +42,7 @@ from deepscope.detect.registry import detector_class, get, names, param_names
 
 __all__ = [
     "DETECTORS",
+    "ARTBinaryActivationDetector",
     "AmIDetector",
     "AttributeProbeResult",
     "AttributeSet",
@@ -70,4 +74,5 @@ __all__ = [
     "reduce_bit_depth",
     "split_calibration",
     "substitute",
+    "wilson_interval",
 ]

@@ -4,7 +4,7 @@ Example
 -------
 >>> from deepscope import detect
 >>> detect.names()
-['ami', 'joint', 'lid', 'mahalanobis', 'margin', 'squeeze']
+['ami', 'art-binary', 'joint', 'lid', 'mahalanobis', 'margin', 'squeeze']
 >>> det = detect.get("squeeze", model, target_fpr=0.05, bit_depth=4)   # doctest: +SKIP
 >>> both = detect.get("joint", model, target_fpr=0.05, n_pairs=50)      # doctest: +SKIP
 """

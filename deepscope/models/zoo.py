@@ -99,7 +99,7 @@ def training_defaults(name: str) -> TrainingDefaults:
 
 
 def build(
-    name: str, *, num_classes: int | None = None, seed: int | None = None, **kw: Any
+    name: str, *, num_classes: int | None = None, seed: int | None = 0, **kw: Any
 ) -> nn.Module:
     """Build a freshly initialised zoo model.
 
@@ -109,8 +109,10 @@ def build(
         One of :func:`names`.
     num_classes : int, optional
         Number of outputs; defaults to ``spec(name).num_classes``.
-    seed : int, optional
-        Seed of the weight initialisation. The global RNG state is left untouched when given.
+    seed : int or None
+        Seed of the weight initialisation (default 0, so the same call builds the same model
+        in every process); the global RNG state is left untouched. ``None`` draws the
+        initialisation from the global RNG instead.
     **kw
         Architecture options: every model accepts ``dropout`` (float in [0, 1)); image models
         ``mean`` / ``std`` (normalisation, one value or one per channel); sequence models

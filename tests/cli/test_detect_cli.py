@@ -114,7 +114,7 @@ def test_detect_errors_are_one_line(face_checkpoint, tmp_path):
     bad = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "magic",
                               "--out", str(tmp_path / "d.npz")])
     _one_line_error(bad, "--method")
-    assert "ami, joint, lid, mahalanobis, margin, squeeze" in bad.output
+    assert "ami, art-binary, joint, lid, mahalanobis, margin, squeeze" in bad.output
     unknown = runner.invoke(app, ["detect", "fit", str(face_checkpoint), "--method", "squeeze",
                                   "-p", "n_pairs=3", "--out", str(tmp_path / "d.npz")])
     _one_line_error(unknown, "unknown parameter")

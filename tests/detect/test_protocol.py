@@ -56,10 +56,12 @@ def test_hold_out_slices_everything_aligned_alike(faces):
 
 
 def test_get_builds_registered_detectors_and_rejects_unknowns(cnn):
-    assert set(detect.names()) == {"ami", "squeeze", "joint", "lid", "mahalanobis", "margin"}
+    assert set(detect.names()) == {"ami", "squeeze", "joint", "lid", "mahalanobis", "margin",
+                                   "art-binary"}
     fs = detect.get("squeeze", cnn, target_fpr=0.2, bit_depth=4)
     assert isinstance(fs, FeatureSqueezingDetector) and fs.bit_depth == 4
-    with pytest.raises(RegistryError, match="ami, joint, lid, mahalanobis, margin, squeeze"):
+    with pytest.raises(RegistryError,
+                       match="ami, art-binary, joint, lid, mahalanobis, margin, squeeze"):
         detect.get("magic", cnn)
     with pytest.raises(InputError, match=r"unknown parameter.*valid: target_fpr"):
         detect.get("squeeze", cnn, n_pairs=3)

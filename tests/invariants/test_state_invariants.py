@@ -53,6 +53,7 @@ DETECTOR_PARAMS: dict[str, dict[str, Any]] = {
     "mahalanobis": {"epsilons": (0.0, 0.002)},
     "lid": {"k": 5, "minibatch": 20},
     "margin": {},
+    "art-binary": {"epochs": 2},
 }
 EXPLAINER_PARAMS: dict[str, dict[str, Any]] = {
     "dmm-men": {"n_components": 2, "n_sweeps": 6, "burn_in": 2, "n_chains": 1, "n_local": 8,
