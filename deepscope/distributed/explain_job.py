@@ -8,10 +8,9 @@ Seeding rules (:data:`SEEDING`, by explainer name; unknown names get ``"fixed"``
 - ``"per-shard"`` (random features): one draw per call; shard ``k`` gets
   :func:`~deepscope.distributed.shards.shard_seed` ``(seed, k)``, so the result is the same
   for the same seed and shard size (not the local draw).
-- ``"dmm-men"``: per-input seeds as LIME (the local mode seeds input ``i`` with ``seed + i``)
-  *and* shards aligned to the batches (the global mode's explain step queries the model), so
-  both modes equal the local run for any shard size.
-- ``"fixed"`` (Integrated Gradients): ``explain`` is deterministic
+- DMM-MEN by mode: the local mode is ``"per-input"`` (it seeds input ``i`` with ``seed + i``),
+  the global mode's explain step ``"fixed"``; both equal the local run for any shard size.
+- ``"fixed"`` (DMM-MEN's global explain step, Integrated Gradients): ``explain`` is deterministic
   given the fit; shards are aligned to the explainer's ``batch_size`` so the model sees the
   local run's batches and the result is bitwise the local one.
 
@@ -62,12 +61,18 @@ FIXED = Seeding("fixed", None, batch_aligned=True)
 SEEDING.register("lime")(PER_INPUT)
 SEEDING.register("kernel-shap")(PER_INPUT)
 SEEDING.register("random")(PER_SHARD)
-SEEDING.register("dmm-men")(Seeding("dmm-men", lambda seed, _index, start: seed + start,
-                                    batch_aligned=True))
+# DMM-MEN by mode ("<name>:<mode>" keys): the local mode draws per input like LIME; the
+# global mode's explain step is deterministic given the fit
+SEEDING.register("dmm-men:local")(PER_INPUT)
+SEEDING.register("dmm-men:global")(FIXED)
 
 
 def seeding_of(explainer: Explainer) -> Seeding:
-    """The seeding rule of ``explainer`` (``FIXED`` for names without one)."""
+    """The seeding rule of ``explainer``: by ``"<name>:<mode>"`` when the explainer has modes
+    registered apart, else by name (``FIXED`` for names without one)."""
+    moded = f"{explainer.name}:{getattr(explainer, 'mode', None)}"
+    if moded in SEEDING:
+        return SEEDING.get(moded)
     return SEEDING.get(explainer.name) if explainer.name in SEEDING else FIXED
 
 

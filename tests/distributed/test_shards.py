@@ -81,3 +81,14 @@ def test_cli_ray_to_an_unreachable_address_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2, result.output
     text = result.output.strip()
     assert len(text.splitlines()) == 1 and "cannot reach the Ray cluster" in text, text
+
+
+def test_dmm_men_is_seeded_by_its_mode():
+    """The local mode spends its queries per input (shards of any size, per-input seeds); the
+    global mode's explain step is deterministic and follows the batches."""
+    from deepscope import explain
+    from deepscope.distributed.explain_job import seeding_of
+
+    assert seeding_of(explain.get("dmm-men", mode="local")).rule == "per-input"
+    assert not seeding_of(explain.get("dmm-men", mode="local")).batch_aligned
+    assert seeding_of(explain.get("dmm-men", mode="global")).rule == "fixed"
