@@ -85,6 +85,17 @@ class Rows:
         return int(self.idx.shape[0])
 
 
+def linf_start(x: torch.Tensor, eps: float, random_start: bool,
+               gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The L∞ box ``[lo, hi]`` of radius ``eps`` around ``x`` clipped to [0, 1], and the
+    iteration's start: ``x`` itself, or a uniform draw in the box when ``random_start``."""
+    lo, hi = (x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0)
+    if not random_start:
+        return lo, hi, x
+    noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return lo, hi, torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, lo), hi)
+
+
 def tanh_start(x: torch.Tensor, scale: float = TANH_SCALE) -> tuple[torch.Tensor, torch.Tensor]:
     """The C&W variable at ``x``: ``w0 = atanh((2x - 1)·scale)`` and ``tanh(w0)``."""
     w0 = torch.atanh((2 * x - 1) * scale)

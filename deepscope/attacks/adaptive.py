@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepscope.attacks._checks import check_number
-from deepscope.attacks._ops import Rows
+from deepscope.attacks._ops import Rows, linf_start
 from deepscope.attacks.base import ATTACKS, Attack
 from deepscope.errors import InputError
 
@@ -203,11 +203,7 @@ class AdaptiveAttack(Attack):
 
     def _attack_batch(self, x, y, target, aux, gen):
         alpha = self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
-        lo, hi = (x - self.eps).clamp_min(0.0), (x + self.eps).clamp_max(1.0)
-        start = x
-        if self.random_start:
-            noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            start = torch.minimum(torch.maximum(x + (2 * noise - 1) * self.eps, lo), hi)
+        lo, hi, start = linf_start(x, self.eps, self.random_start, gen)
         out = start.clone()
         state = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
         iters = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deepscope.attacks._checks import check_number
-from deepscope.attacks._ops import Rows, ce_and_grad, is_adversarial, margins
+from deepscope.attacks._ops import Rows, ce_and_grad, is_adversarial, linf_start, margins
 from deepscope.attacks._signed import SignedGradientAttack
 from deepscope.attacks.base import ATTACKS
 
@@ -54,11 +54,7 @@ class BIM(SignedGradientAttack):
         labels = target if targeted else y
         alpha = self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
         sign = -1.0 if targeted else 1.0
-        lo, hi = (x - self.eps).clamp_min(0.0), (x + self.eps).clamp_max(1.0)
-        start = x
-        if self.random_start:
-            noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            start = torch.minimum(torch.maximum(x + (2 * noise - 1) * self.eps, lo), hi)
+        lo, hi, start = linf_start(x, self.eps, self.random_start, gen)
         out = start.clone()
         iters = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
         r = Rows(idx=torch.arange(x.shape[0], device=x.device), x=start, lo=lo, hi=hi,
