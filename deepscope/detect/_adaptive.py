@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["AdaptiveTerms", "straight_through"]
+__all__ = ["AdaptiveTerms", "model_view", "straight_through"]
 
 Views = list[torch.Tensor]
 
@@ -24,6 +24,16 @@ def straight_through(x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
     the gradient of a non-differentiable ``f`` (rounding, a gradient-sign step) is taken as
     the gradient of the identity."""
     return x + (fx - x).detach()
+
+
+def model_view(model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], Views]:
+    """``x -> [model(x)]``: the protected model as the only view (detectors whose evasion is a
+    penalty, not an agreement between models)."""
+
+    def views(x: torch.Tensor) -> Views:
+        return [model(x.to(device))]
+
+    return views
 
 
 @dataclass(frozen=True)

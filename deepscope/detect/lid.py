@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from deepscope._validate import check_int, check_number, check_probability
-from deepscope.detect._adaptive import AdaptiveTerms
+from deepscope.detect._adaptive import AdaptiveTerms, model_view
 from deepscope.detect._features import (
     Logistic,
     default_feature_layers,
@@ -213,9 +213,6 @@ class LIDDetector(Detector):
         self._check_fitted()
         device = execution.model_device(self.model)
 
-        def views(x: torch.Tensor) -> list[torch.Tensor]:
-            return [self.model(x.to(device))]
-
         def penalty(x: torch.Tensor, labels: torch.Tensor, _: list[torch.Tensor]
                     ) -> torch.Tensor:
             feats = layer_features(self.model, x.to(device), self.layers_, pooled=False,
@@ -224,7 +221,8 @@ class LIDDetector(Detector):
                              for a, r in zip(feats, self.reference_, strict=True)], 1)
             return self.combiner_.log_odds(z)
 
-        return AdaptiveTerms(self.name, self.model, views, penalty, self.detect)
+        return AdaptiveTerms(self.name, self.model, model_view(self.model, device), penalty,
+                             self.detect)
 
     # ------------------------------------------------------------------ state
     def _learned_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from deepscope._validate import check_int, check_number, check_probability
-from deepscope.detect._adaptive import AdaptiveTerms, straight_through
+from deepscope.detect._adaptive import AdaptiveTerms, model_view, straight_through
 from deepscope.detect._features import (
     Logistic,
     auroc,
@@ -256,9 +256,6 @@ class MahalanobisDetector(Detector):
         self._check_fitted()
         device = execution.model_device(self.model)
 
-        def views(x: torch.Tensor) -> list[torch.Tensor]:
-            return [self.model(x.to(device))]
-
         def penalty(x: torch.Tensor, labels: torch.Tensor, _: list[torch.Tensor]
                     ) -> torch.Tensor:
             x = x.to(device)
@@ -275,7 +272,8 @@ class MahalanobisDetector(Detector):
                             1)
             return self.combiner_.log_odds(z)
 
-        return AdaptiveTerms(self.name, self.model, views, penalty, self.detect)
+        return AdaptiveTerms(self.name, self.model, model_view(self.model, device), penalty,
+                             self.detect)
 
     def _class_distance(self, i: int, f: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Squared distance of features ``f`` (layer ``i``) to the Gaussian of each label."""
