@@ -65,3 +65,26 @@ def mode_checkpoint(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["training_data"]["protocol"] == "mode"
     return out
+
+
+#: Four small static archives of this machine: three for training, one held out.
+STARTS_LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
+STARTS_TRAIN = ("libXdmcp.a", "libXfixes.a", "libpanel.a")
+STARTS_HELD_OUT = "libXau.a"
+
+
+@pytest.fixture(scope="session")
+def starts_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private ``DEEPSCOPE_CACHE`` holding a function-starts dataset built by the CLI from
+    four small archives (built once for every test module that needs it)."""
+    paths = [STARTS_LIBDIR / n for n in (*STARTS_TRAIN, STARTS_HELD_OUT)]
+    if not all(p.is_file() for p in paths):
+        pytest.skip("the small static libraries of this test are not installed")
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEEPSCOPE_CACHE", str(folder))
+        result = CliRunner().invoke(app, ["data", "build", "function-starts", "--sources",
+                                          *map(str, paths), "--held-out", STARTS_HELD_OUT,
+                                          "--quiet"])
+    assert result.exit_code == 0, result.output
+    return folder

@@ -18,30 +18,12 @@ from deepscope.models.text_io import vocabulary_metadata
 
 from .conftest import DATA
 
-LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
-TRAIN = ("libXdmcp.a", "libXfixes.a", "libpanel.a")
-HELD_OUT = "libXau.a"
-
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    paths = [LIBDIR / n for n in (*TRAIN, HELD_OUT)]
-    if not all(p.is_file() for p in paths):
-        pytest.skip("the small static libraries of this test are not installed")
-    folder = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DEEPSCOPE_CACHE", str(folder))
-        result = CliRunner().invoke(app, ["data", "build", "function-starts", "--sources",
-                                          *map(str, paths), "--held-out", HELD_OUT, "--quiet"])
-    assert result.exit_code == 0, result.output
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tagger(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+def tagger(starts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     """An (untrained, seeded) byte-cnn-80k checkpoint, and a window with a start at byte p."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DEEPSCOPE_CACHE", str(cache))
+        mp.setenv("DEEPSCOPE_CACHE", str(starts_cache))
         test = data.load("function-starts", "test", progress=False)
     model = models.zoo.build("byte-cnn-80k", num_classes=2, vocab_size=257, seed=0)
     path = models.save_checkpoint(tmp_path_factory.mktemp("t") / "tagger.pt", model,
@@ -52,8 +34,8 @@ def tagger(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
 
 @pytest.fixture
-def run(cache: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DEEPSCOPE_CACHE", str(cache))
+def run(starts_cache: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DEEPSCOPE_CACHE", str(starts_cache))
     return lambda args: CliRunner().invoke(app, args)
 
 

@@ -12,36 +12,18 @@ from typer.testing import CliRunner
 from deepscope import models
 from deepscope.cli.main import app
 
-LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
-TRAIN = ("libXdmcp.a", "libXfixes.a", "libpanel.a")
-HELD_OUT = "libXau.a"
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    paths = [LIBDIR / n for n in (*TRAIN, HELD_OUT)]
-    if not all(p.is_file() for p in paths):
-        pytest.skip("the small static libraries of this test are not installed")
-    folder = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DEEPSCOPE_CACHE", str(folder))
-        result = CliRunner().invoke(app, ["data", "build", "function-starts", "--sources",
-                                          *map(str, paths), "--held-out", HELD_OUT, "--quiet"])
-    assert result.exit_code == 0, result.output
-    return folder
-
 
 @pytest.fixture
-def run(cache: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DEEPSCOPE_CACHE", str(cache))
+def run(starts_cache: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DEEPSCOPE_CACHE", str(starts_cache))
     return lambda args: CliRunner().invoke(app, args)
 
 
 @pytest.fixture(scope="module")
-def trained(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def trained(starts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("ckpt") / "tagger.pt"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DEEPSCOPE_CACHE", str(cache))
+        mp.setenv("DEEPSCOPE_CACHE", str(starts_cache))
         result = CliRunner().invoke(app, ["train", "--dataset", "function-starts", "--arch",
                                           "byte-cnn-80k", "--epochs", "3", "--out", str(out),
                                           "--quiet", "--json"])
